@@ -1,0 +1,59 @@
+import { z } from "zod";
+
+/** Admin API bodies and objects; the worker validates with these and the CLI types its output from them. */
+
+export const TenantStatusSchema = z.enum(["active", "suspended"]);
+
+export const CreateTenantSchema = z.object({
+  name: z.string().trim().min(1, "name must not be empty").max(200),
+});
+
+export const UpdateTenantSchema = z
+  .object({ name: z.string().trim().min(1).max(200).optional(), status: TenantStatusSchema.optional() })
+  .refine((v) => v.name !== undefined || v.status !== undefined, "nothing to update: send name and/or status");
+
+export const TenantSchema = z.object({
+  id: z.string(),
+  object: z.literal("tenant"),
+  name: z.string(),
+  status: TenantStatusSchema,
+  created_at: z.number().int(),
+  updated_at: z.number().int(),
+});
+export type Tenant = z.infer<typeof TenantSchema>;
+
+export const CreateKeySchema = z.object({
+  name: z.string().trim().max(200).nullish(),
+  models: z.array(z.string().min(1).max(256)).max(256).nullish(),
+  /** Unix seconds; must be in the future. */
+  expires_at: z.number().int().positive().nullish(),
+  /** Import an existing key (e.g. when migrating from another gateway); otherwise one is generated. */
+  key: z.string().min(20).max(256).regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces").optional(),
+});
+
+export const RotateKeySchema = z.object({
+  /** How long the old key keeps working after rotation; 0 revokes it at once. */
+  grace_seconds: z.number().int().min(0).max(7 * 24 * 3600).default(0),
+});
+
+export const ApiKeySchema = z.object({
+  id: z.string(),
+  object: z.literal("api_key"),
+  tenant_id: z.string(),
+  name: z.string().nullable(),
+  display_prefix: z.string(),
+  models: z.array(z.string()).nullable(),
+  expires_at: z.number().int().nullable(),
+  status: z.enum(["active", "revoked"]),
+  created_at: z.number().int(),
+  last_used_at: z.number().int().nullable(),
+  revoked_at: z.number().int().nullable(),
+  rotated_from: z.string().nullable(),
+});
+export type ApiKey = z.infer<typeof ApiKeySchema>;
+
+/** The one response that carries the plaintext key: creation and rotation. */
+export const ApiKeyWithSecretSchema = ApiKeySchema.extend({ key: z.string() });
+export type ApiKeyWithSecret = z.infer<typeof ApiKeyWithSecretSchema>;
+
+export const listOf = <T extends z.ZodType>(item: T) => z.object({ object: z.literal("list"), data: z.array(item) });

@@ -1,0 +1,30 @@
+import { z } from "zod";
+
+/**
+ * The models the gateway serves and, for each, the OpenAI-compatible upstreams that serve it (tried in order).
+ * Regional routing replaces the flat URL list with the backend registry; this stays the fallback shape.
+ */
+export const CatalogEntrySchema = z.object({
+  id: z.string().min(1),
+  owned_by: z.string().default("moe-edge"),
+  created: z.number().int().default(0),
+  context_length: z.number().int().positive().optional(),
+  upstreams: z.array(z.url({ protocol: /^https?$/ })).min(1),
+  /** Sent as `Authorization: Bearer …` to upstreams that need their own key (an external vLLM, say). */
+  upstream_api_key: z.string().optional(),
+  /** The name the upstream knows the model by, when it differs from the public id. */
+  upstream_model: z.string().optional(),
+});
+export type CatalogEntry = z.infer<typeof CatalogEntrySchema>;
+
+export const CatalogSchema = z.array(CatalogEntrySchema).refine(
+  (list) => new Set(list.map((m) => m.id)).size === list.length,
+  "model ids must be unique",
+);
+export type Catalog = z.infer<typeof CatalogSchema>;
+
+/** Accepts the catalog as a JSON string (a var or secret) or as an already-parsed value (wrangler [vars] table). */
+export function parseCatalog(raw: unknown): Catalog {
+  const value = typeof raw === "string" ? JSON.parse(raw) : raw;
+  return CatalogSchema.parse(value ?? []);
+}

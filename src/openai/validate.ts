@@ -1,0 +1,44 @@
+import type { z } from "zod";
+import { ApiError, errors } from "./errors.js";
+
+/** `["messages", 0, "content"]` → `messages[0].content`, the form OpenAI uses in `param`. */
+export function formatParamPath(path: ReadonlyArray<PropertyKey>): string | null {
+  let out = "";
+  for (const seg of path) {
+    if (typeof seg === "number") out += `[${seg}]`;
+    else out += out === "" ? String(seg) : `.${String(seg)}`;
+  }
+  return out === "" ? null : out;
+}
+
+/** Deepest path first: a union error's own sub-issues name the field that is really wrong. */
+function mostSpecificIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
+  let best = issues[0]!;
+  for (const issue of issues) {
+    if (issue.code === "invalid_union" && "errors" in issue && issue.errors.length === 1) {
+      const inner = issue.errors[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
+      const candidate = mostSpecificIssue(inner as z.core.$ZodIssue[]);
+      if (candidate.path.length > best.path.length) best = candidate;
+    } else if (issue.path.length > best.path.length) {
+      best = issue;
+    }
+  }
+  return best;
+}
+
+/** Validates a parsed body against a request schema; the first problem becomes a 400 naming its field. */
+export function validateBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw errors.invalidParam(null, "The request body must be a JSON object.", "invalid_type");
+  }
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issue = mostSpecificIssue(result.error.issues);
+  const param = formatParamPath(issue.path);
+  const code = issue.code === "invalid_type" && issue.input === undefined ? "missing_required_parameter" : issue.code;
+  const message =
+    code === "missing_required_parameter"
+      ? `Missing required parameter: '${param}'.`
+      : `Invalid value for '${param ?? "body"}': ${issue.message}`;
+  throw new ApiError(400, message, { param, code });
+}

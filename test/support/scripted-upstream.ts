@@ -1,0 +1,135 @@
+import { serve } from "@hono/node-server";
+import { Hono } from "hono";
+import type { AddressInfo } from "node:net";
+
+/**
+ * An OpenAI-compatible upstream whose behaviour is chosen by the model name, for testing how the gateway
+ * forwards, streams, fails over and cancels. Tests of the real model use the real pod instead.
+ *   test-echo     answers with the last user message's words (stream or not), with usage
+ *   test-500      HTTP 500
+ *   test-400      an OpenAI-shaped 400 (context_length_exceeded)
+ *   test-garbage  HTTP 200 that is not JSON / not an event stream
+ *   test-slow     streams one word every 20 ms for a long time (for disconnect tests)
+ *   test-cut      streams two chunks then drops the connection
+ */
+export interface RecordedRequest {
+  path: string;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+export interface ScriptedUpstream {
+  url: string;
+  requests: RecordedRequest[];
+  /** Streams the upstream saw cancelled by its client (the gateway). */
+  cancelled: string[];
+  close(): Promise<void>;
+}
+
+const words = (body: Record<string, unknown>): string[] => {
+  const messages = body.messages as { role: string; content: unknown }[] | undefined;
+  const text = messages
+    ? String([...messages].reverse().find((m) => m.role === "user")?.content ?? "")
+    : String(body.prompt ?? "");
+  return text.split(/\s+/).filter(Boolean);
+};
+
+export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream> {
+  const requests: RecordedRequest[] = [];
+  const cancelled: string[] = [];
+  const app = new Hono();
+
+  app.get("/_state", (c) => c.json({ requests, cancelled }));
+  app.get("/health", (c) => c.json({ status: "ok" }));
+
+  app.post("/v1/:kind{chat/completions|completions}", async (c) => {
+    const body = (await c.req.json()) as Record<string, unknown>;
+    const headers = Object.fromEntries(c.req.raw.headers.entries());
+    requests.push({ path: c.req.path, headers, body });
+    const model = String(body.model);
+    const chat = c.req.path.endsWith("chat/completions");
+    const id = `cmpl-${requests.length}`;
+    const w = words(body);
+    const usage = { prompt_tokens: w.length + 3, completion_tokens: w.length, total_tokens: 2 * w.length + 3 };
+
+    if (model === "test-500") return c.json({ error: { message: "boom", type: "server_error", param: null, code: null } }, 500);
+    if (model === "test-400") {
+      return c.json(
+        { error: { message: "too long", type: "invalid_request_error", param: "messages", code: "context_length_exceeded" } },
+        400,
+      );
+    }
+    if (model === "test-garbage") return c.text("<html>not json</html>", 200);
+
+    const chunk = (piece: string | null, finish: string | null) => ({
+      id,
+      object: chat ? "chat.completion.chunk" : "text_completion",
+      created: 1,
+      model,
+      choices: [
+        chat
+          ? { index: 0, delta: piece === null ? {} : { content: piece }, logprobs: null, finish_reason: finish }
+          : { index: 0, text: piece ?? "", logprobs: null, finish_reason: finish },
+      ],
+      ...((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage ? { usage: null } : {}),
+    });
+
+    if (body.stream !== true) {
+      const text = w.join(" ");
+      return c.json({
+        id,
+        object: chat ? "chat.completion" : "text_completion",
+        created: 1,
+        model,
+        choices: [
+          chat
+            ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: "stop" }
+            : { index: 0, text, logprobs: null, finish_reason: "stop" },
+        ],
+        usage,
+      });
+    }
+
+    const enc = new TextEncoder();
+    const send = (ctl: ReadableStreamDefaultController<Uint8Array>, v: unknown) =>
+      ctl.enqueue(enc.encode(`data: ${typeof v === "string" ? v : JSON.stringify(v)}\n\n`));
+    const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const stream = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        if (model === "test-slow") {
+          let i = 0;
+          timer = setInterval(() => send(ctl, chunk(`w${i++} `, null)), 20);
+          return;
+        }
+        if (model === "test-cut") {
+          send(ctl, chunk("one ", null));
+          send(ctl, chunk("two ", null));
+          setTimeout(() => ctl.error(new Error("connection dropped")), 10);
+          return;
+        }
+        if (chat) send(ctl, { ...chunk(null, null), choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+        w.forEach((word, i) => send(ctl, chunk(i === 0 ? word : ` ${word}`, null)));
+        send(ctl, chunk(null, "stop"));
+        if (includeUsage) send(ctl, { id, object: chat ? "chat.completion.chunk" : "text_completion", created: 1, model, choices: [], usage });
+        send(ctl, "[DONE]");
+        ctl.close();
+      },
+      cancel() {
+        clearInterval(timer);
+        cancelled.push(id);
+      },
+    });
+    return new Response(stream, { headers: { "content-type": "text/event-stream" } });
+  });
+
+  const server = serve({ fetch: app.fetch, port, hostname: "127.0.0.1" });
+  await new Promise<void>((r) => server.once("listening", () => r()));
+  const address = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    requests,
+    cancelled,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}

@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { ChatCompletionRequestSchema } from "../../src/openai/chat.js";
+import { CompletionRequestSchema } from "../../src/openai/completions.js";
+import { ApiError } from "../../src/openai/errors.js";
+import { formatParamPath, validateBody } from "../../src/openai/validate.js";
+
+function paramOf(body: unknown, schema = ChatCompletionRequestSchema): { param: string | null; code: string | null; message: string } {
+  try {
+    validateBody(schema, body);
+  } catch (e) {
+    const err = e as ApiError;
+    expect(err.status).toBe(400);
+    return { param: err.param, code: err.code, message: err.message };
+  }
+  throw new Error("expected a validation error");
+}
+
+const ok = { model: "m", messages: [{ role: "user", content: "hi" }] };
+
+describe("validateBody", () => {
+  it("formats paths the way OpenAI names params", () => {
+    expect(formatParamPath(["messages", 0, "content"])).toBe("messages[0].content");
+    expect(formatParamPath([])).toBeNull();
+  });
+  it("accepts a minimal request and keeps unknown fields", () => {
+    const v = validateBody(ChatCompletionRequestSchema, { ...ok, metadata: { a: "b" }, store: true, reasoning_effort: "low" });
+    expect(v.metadata).toEqual({ a: "b" });
+    expect(v.reasoning_effort).toBe("low");
+  });
+  it("names a missing required field", () => {
+    expect(paramOf({ messages: ok.messages })).toMatchObject({ param: "model", code: "missing_required_parameter" });
+  });
+  it("names the nested field that is wrong", () => {
+    expect(paramOf({ ...ok, messages: [{ role: "user", content: 5 }] }).param).toBe("messages[0].content");
+    expect(paramOf({ ...ok, messages: [{ role: "wizard", content: "x" }] }).param).toBe("messages[0].role");
+    expect(paramOf({ ...ok, temperature: 3 }).param).toBe("temperature");
+    expect(paramOf({ ...ok, stop: ["a", "b", "c", "d", "e"] }).param).toBe("stop");
+    expect(paramOf({ ...ok, tools: [{ type: "function", function: { name: "bad name!" } }] }).param).toBe("tools[0].function.name");
+  });
+  it("refuses bodies that are not objects", () => {
+    for (const b of [null, [], "x", 3, true]) expect(paramOf(b).param).toBeNull();
+  });
+  it("validates legacy completions prompts", () => {
+    expect(validateBody(CompletionRequestSchema, { model: "m", prompt: [[1, 2], [3]] }).prompt).toEqual([[1, 2], [3]]);
+    expect(paramOf({ model: "m", prompt: [1.5] }, CompletionRequestSchema).param).toMatch(/^prompt/);
+  });
+});

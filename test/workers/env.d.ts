@@ -1,0 +1,11 @@
+import type { D1Migration } from "cloudflare:test";
+import type { Env as GatewayEnv } from "../../workers/gateway/env.js";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends GatewayEnv {
+      TEST_MIGRATIONS: D1Migration[];
+      UPSTREAM_URL: string;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { authed, gw, newTenantKey } from "./helpers.js";
+
+interface UpstreamState {
+  requests: { path: string; headers: Record<string, string>; body: Record<string, unknown> }[];
+  cancelled: string[];
+}
+const upstreamState = async (): Promise<UpstreamState> => (await fetch(`${env.UPSTREAM_URL}/_state`)).json();
+
+const chat = (content: string, extra: Record<string, unknown> = {}) => ({
+  model: "test-echo",
+  messages: [{ role: "user", content }],
+  ...extra,
+});
+
+async function sseEvents(res: Response): Promise<string[]> {
+  const text = await res.text();
+  return text
+    .split("\n\n")
+    .filter((e) => e.trim() !== "")
+    .map((e) => e.replace(/^data: /, ""));
+}
+
+describe("chat completions", () => {
+  it("answers non-streaming requests with the upstream's completion and usage", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("hello edge world")));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toMatch(/^req_[0-9a-f]{24}$/);
+    const body = (await res.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } };
+    expect(body.choices[0]!.message.content).toBe("hello edge world");
+    expect(body.usage.completion_tokens).toBe(3);
+  });
+
+  it("streams chunks, then one usage chunk, then [DONE] when include_usage is set", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("a b c", { stream: true, stream_options: { include_usage: true } })));
+    expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const events = await sseEvents(res);
+    expect(events.at(-1)).toBe("[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    const usageChunks = chunks.filter((c) => c.usage);
+    expect(usageChunks).toHaveLength(1);
+    expect(chunks.at(-1)).toBe(usageChunks[0]);
+    expect(usageChunks[0].choices).toEqual([]);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("")).toBe("a b c");
+  });
+
+  it("asks the upstream for usage but hides it from a client that did not", async () => {
+    const { key, tenant } = await newTenantKey();
+    const marker = `marker-${crypto.randomUUID()}`;
+    const res = await gw("/v1/chat/completions", authed(key, chat(marker, { stream: true })));
+    const events = await sseEvents(res);
+    expect(events.join("\n")).not.toContain("usage");
+    const seen = (await upstreamState()).requests.find((r) => JSON.stringify(r.body).includes(marker))!;
+    expect((seen.body.stream_options as { include_usage: boolean }).include_usage).toBe(true);
+    expect(seen.headers["x-tenant-id"]).toBe(tenant);
+    expect(seen.headers["x-request-id"]).toBe(res.headers.get("x-request-id"));
+    expect(seen.headers.authorization).toBeUndefined();
+  });
+
+  it("passes fields OpenAI accepts but the schema does not model through to the upstream", async () => {
+    const { key } = await newTenantKey();
+    const marker = `marker-${crypto.randomUUID()}`;
+    const extra = { metadata: { trace: marker }, store: false, reasoning_effort: "low", service_tier: "auto", top_k: 5 };
+    expect((await gw("/v1/chat/completions", authed(key, chat(marker, extra)))).status).toBe(200);
+    const seen = (await upstreamState()).requests.find((r) => JSON.stringify(r.body).includes(marker))!;
+    expect(seen.body).toMatchObject(extra);
+  });
+
+  it("serves legacy completions, streamed and not", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/completions", authed(key, { model: "test-echo", prompt: "one two" }));
+    expect(((await res.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe("one two");
+    const s = await gw("/v1/completions", authed(key, { model: "test-echo", prompt: "x y", stream: true, stream_options: { include_usage: true } }));
+    const events = await sseEvents(s);
+    expect(events.at(-1)).toBe("[DONE]");
+    expect(JSON.parse(events.at(-2)!).usage.total_tokens).toBe(7);
+  });
+
+  it("fails over to the next upstream before the first byte and reports the public model name", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-failover" })));
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { model: string }).model).toBe("test-failover");
+  });
+
+  it("cancels the upstream stream when the client goes away", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-slow", stream: true })));
+    const reader = res.body!.getReader();
+    await reader.read();
+    const before = (await upstreamState()).cancelled.length;
+    await reader.cancel();
+    const deadline = Date.now() + 5000;
+    while ((await upstreamState()).cancelled.length === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await upstreamState()).cancelled.length).toBeGreaterThan(before);
+  });
+
+  it("ends a stream that the upstream drops with an OpenAI error event", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-cut", stream: true })));
+    const events = await sseEvents(res);
+    const last = JSON.parse(events.at(-1)!);
+    expect(last.error).toMatchObject({ type: "server_error", code: "upstream_stream_error" });
+    expect(events.filter((e) => e !== "[DONE]").length).toBe(3);
+  });
+});
+
+describe("upstream failures", () => {
+  const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
+
+  it("passes an upstream's OpenAI-shaped 4xx on", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-400" })));
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).code).toBe("context_length_exceeded");
+  });
+  it("answers 502 when every upstream fails with 5xx", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-all-500" })));
+    expect(res.status).toBe(502);
+    expect((await errorOf(res)).message).toMatch(/test-all-500/);
+  });
+  it("answers 503 when no upstream is reachable, without leaking addresses", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-dead" })));
+    expect(res.status).toBe(503);
+    const e = await errorOf(res);
+    expect(e.code).toBe("upstream_unavailable");
+    expect(e.message).not.toMatch(/127\.0\.0\.1/);
+  });
+  it("answers 502 for a non-JSON upstream answer", async () => {
+    const { key } = await newTenantKey();
+    expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage" })))).status).toBe(502);
+    expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage", stream: true })))).status).toBe(502);
+  });
+});
+
+describe("models", () => {
+  it("lists the catalog, or only the key's allowed models", async () => {
+    const all = await newTenantKey();
+    const list = (await (await gw("/v1/models", { headers: { authorization: `Bearer ${all.key}` } })).json()) as { object: string; data: { id: string; object: string }[] };
+    expect(list.object).toBe("list");
+    expect(list.data.map((m) => m.id)).toContain("test-echo");
+    const some = await newTenantKey({ models: ["test-echo"] });
+    const few = (await (await gw("/v1/models", { headers: { authorization: `Bearer ${some.key}` } })).json()) as { data: { id: string }[] };
+    expect(few.data.map((m) => m.id)).toEqual(["test-echo"]);
+  });
+  it("retrieves one model; a model outside the key's list does not exist for it", async () => {
+    const some = await newTenantKey({ models: ["test-echo"] });
+    const h = { headers: { authorization: `Bearer ${some.key}` } };
+    expect(((await (await gw("/v1/models/test-echo", h)).json()) as { id: string }).id).toBe("test-echo");
+    const hidden = await gw("/v1/models/test-500", h);
+    expect(hidden.status).toBe(404);
+    expect(((await hidden.json()) as { error: { code: string } }).error.code).toBe("model_not_found");
+    const chatRes = await gw("/v1/chat/completions", authed(some.key, chat("x", { model: "test-500" })));
+    expect(chatRes.status).toBe(404);
+    expect(((await chatRes.json()) as { error: { param: string } }).error.param).toBe("model");
+  });
+});

@@ -1,0 +1,49 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const DEAD = "http://127.0.0.1:9"; // discard port: nothing listens, connections are refused
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
+      },
+      {
+        plugins: [
+          cloudflareTest(async ({ inject }) => {
+            const upstream = inject<string>("upstreamUrl");
+            const models = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut"].map((id) => ({
+              id,
+              upstreams: [upstream],
+            }));
+            models.push(
+              { id: "test-failover", upstreams: [DEAD, upstream], upstream_model: "test-echo" } as never,
+              { id: "test-dead", upstreams: [DEAD, DEAD] },
+              { id: "test-all-500", upstreams: [upstream, upstream], upstream_model: "test-500" } as never,
+            );
+            return {
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  GATEWAY_ADMIN_TOKEN: "test-admin-token",
+                  MODELS: JSON.stringify(models),
+                  AUTH_CACHE_TTL_SECONDS: "1",
+                  UPSTREAM_TIMEOUT_MS: "5000",
+                  TEST_MIGRATIONS: await readD1Migrations("workers/gateway/migrations"),
+                  UPSTREAM_URL: upstream,
+                },
+              },
+            };
+          }),
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          globalSetup: ["test/workers/global-setup.ts"],
+          setupFiles: ["test/workers/apply-migrations.ts"],
+        },
+      },
+    ],
+  },
+});

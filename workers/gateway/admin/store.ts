@@ -1,0 +1,186 @@
+import type { ApiKey, Tenant } from "../../../src/admin/schemas.js";
+import { displayPrefix, generateApiKey, hashApiKey } from "../../../src/auth/api-keys.js";
+import { newId, nowSeconds } from "../../../src/ids.js";
+import { errors } from "../../../src/openai/errors.js";
+
+/** D1 access for tenants and keys. Every function maps rows to the admin API's objects. */
+
+interface TenantRow {
+  id: string;
+  name: string;
+  status: Tenant["status"];
+  created_at: number;
+  updated_at: number;
+}
+
+interface KeyRow {
+  id: string;
+  tenant_id: string;
+  name: string | null;
+  display_prefix: string;
+  key_hash: string;
+  models: string | null;
+  expires_at: number | null;
+  status: ApiKey["status"];
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+  rotated_from: string | null;
+}
+
+const toTenant = (r: TenantRow): Tenant => ({ object: "tenant", ...r });
+
+const toKey = (r: KeyRow): ApiKey => ({
+  id: r.id,
+  object: "api_key",
+  tenant_id: r.tenant_id,
+  name: r.name,
+  display_prefix: r.display_prefix,
+  models: r.models === null ? null : (JSON.parse(r.models) as string[]),
+  expires_at: r.expires_at,
+  status: r.status,
+  created_at: r.created_at,
+  last_used_at: r.last_used_at,
+  revoked_at: r.revoked_at,
+  rotated_from: r.rotated_from,
+});
+
+export async function createTenant(db: D1Database, name: string): Promise<Tenant> {
+  const now = nowSeconds();
+  const row: TenantRow = { id: newId("ten_"), name, status: "active", created_at: now, updated_at: now };
+  await db
+    .prepare("INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
+    .bind(row.id, row.name, row.status, row.created_at, row.updated_at)
+    .run();
+  return toTenant(row);
+}
+
+export async function getTenant(db: D1Database, id: string): Promise<Tenant> {
+  const row = await db.prepare("SELECT * FROM tenants WHERE id = ?").bind(id).first<TenantRow>();
+  if (!row) throw errors.notFound(`No tenant with id '${id}'.`);
+  return toTenant(row);
+}
+
+export async function listTenants(db: D1Database, name?: string): Promise<Tenant[]> {
+  const stmt = name
+    ? db.prepare("SELECT * FROM tenants WHERE name = ? ORDER BY created_at, id").bind(name)
+    : db.prepare("SELECT * FROM tenants ORDER BY created_at, id");
+  const { results } = await stmt.all<TenantRow>();
+  return results.map(toTenant);
+}
+
+export async function updateTenant(
+  db: D1Database,
+  id: string,
+  patch: { name?: string; status?: Tenant["status"] },
+): Promise<{ tenant: Tenant; keyHashes: string[] }> {
+  const current = await getTenant(db, id);
+  const next = { ...current, ...patch, updated_at: nowSeconds() };
+  await db
+    .prepare("UPDATE tenants SET name = ?, status = ?, updated_at = ? WHERE id = ?")
+    .bind(next.name, next.status, next.updated_at, id)
+    .run();
+  const { results } = await db.prepare("SELECT key_hash FROM api_keys WHERE tenant_id = ?").bind(id).all<{ key_hash: string }>();
+  return { tenant: next, keyHashes: results.map((r) => r.key_hash) };
+}
+
+export interface NewKey {
+  name?: string | null;
+  models?: string[] | null;
+  expires_at?: number | null;
+  key?: string;
+  rotated_from?: string | null;
+}
+
+export async function createKey(db: D1Database, tenantId: string, spec: NewKey): Promise<ApiKey & { key: string }> {
+  const tenant = await getTenant(db, tenantId);
+  if (tenant.status !== "active") throw errors.conflict(`Tenant '${tenantId}' is ${tenant.status}; keys cannot be issued.`);
+  const now = nowSeconds();
+  if (spec.expires_at != null && spec.expires_at <= now) {
+    throw errors.invalidParam("expires_at", "expires_at must be in the future (unix seconds).");
+  }
+  const plaintext = spec.key ?? generateApiKey();
+  const row: KeyRow = {
+    id: newId("key_"),
+    tenant_id: tenantId,
+    name: spec.name ?? null,
+    display_prefix: displayPrefix(plaintext),
+    key_hash: await hashApiKey(plaintext),
+    models: spec.models ? JSON.stringify([...new Set(spec.models)]) : null,
+    expires_at: spec.expires_at ?? null,
+    status: "active",
+    created_at: now,
+    last_used_at: null,
+    revoked_at: null,
+    rotated_from: spec.rotated_from ?? null,
+  };
+  try {
+    await db
+      .prepare(
+        `INSERT INTO api_keys (id, tenant_id, name, display_prefix, key_hash, models, expires_at, status, created_at, rotated_from)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .bind(row.id, row.tenant_id, row.name, row.display_prefix, row.key_hash, row.models, row.expires_at, row.status, row.created_at, row.rotated_from)
+      .run();
+  } catch (e) {
+    if (String(e).includes("UNIQUE")) throw errors.conflict("That key is already registered.", "key_exists");
+    throw e;
+  }
+  return { ...toKey(row), key: plaintext };
+}
+
+export async function listKeys(db: D1Database, tenantId: string): Promise<ApiKey[]> {
+  await getTenant(db, tenantId);
+  const { results } = await db
+    .prepare("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id LIMIT 1000")
+    .bind(tenantId)
+    .all<KeyRow>();
+  return results.map(toKey);
+}
+
+async function getKeyRow(db: D1Database, id: string): Promise<KeyRow> {
+  const row = await db.prepare("SELECT * FROM api_keys WHERE id = ?").bind(id).first<KeyRow>();
+  if (!row) throw errors.notFound(`No API key with id '${id}'.`);
+  return row;
+}
+
+/** Revokes a key (idempotent). Returns the key and its hash so the caller can drop it from the auth cache. */
+export async function revokeKey(db: D1Database, id: string): Promise<{ key: ApiKey; keyHash: string }> {
+  const row = await getKeyRow(db, id);
+  if (row.status !== "revoked") {
+    row.status = "revoked";
+    row.revoked_at = nowSeconds();
+    await db.prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ? WHERE id = ?").bind(row.revoked_at, id).run();
+  }
+  return { key: toKey(row), keyHash: row.key_hash };
+}
+
+/**
+ * Issues a successor with the same tenant, name, models and expiry. The old key is revoked at once, or keeps
+ * working for `graceSeconds` (its expiry is pulled in) so clients can switch without an outage.
+ */
+export async function rotateKey(
+  db: D1Database,
+  id: string,
+  graceSeconds: number,
+): Promise<{ key: ApiKey & { key: string }; oldKeyHash: string }> {
+  const old = await getKeyRow(db, id);
+  if (old.status === "revoked") throw errors.conflict(`API key '${id}' is revoked and cannot be rotated.`, "key_revoked");
+  const now = nowSeconds();
+  if (old.expires_at !== null && old.expires_at <= now) {
+    throw errors.conflict(`API key '${id}' has expired and cannot be rotated.`, "key_expired");
+  }
+  const successor = await createKey(db, old.tenant_id, {
+    name: old.name,
+    models: old.models === null ? null : (JSON.parse(old.models) as string[]),
+    expires_at: old.expires_at,
+    rotated_from: old.id,
+  });
+  if (graceSeconds === 0) {
+    await db.prepare("UPDATE api_keys SET status = 'revoked', revoked_at = ? WHERE id = ?").bind(now, id).run();
+  } else {
+    const until = Math.min(old.expires_at ?? Number.MAX_SAFE_INTEGER, now + graceSeconds);
+    await db.prepare("UPDATE api_keys SET expires_at = ? WHERE id = ?").bind(until, id).run();
+  }
+  return { key: successor, oldKeyHash: old.key_hash };
+}

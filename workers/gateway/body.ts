@@ -1,0 +1,49 @@
+import type { z } from "zod";
+import { validateBody } from "../../src/openai/validate.js";
+import { isJsonContentType, parseJsonBody } from "../../src/http/json-body.js";
+import { errors } from "../../src/openai/errors.js";
+
+/** Reads at most `limit` bytes of a request body; a larger body is refused without being read in full. */
+async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) throw errors.bodyTooLarge(limit);
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      throw errors.bodyTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/** The request's JSON body, or the 4xx that explains why there is none. */
+export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
+  const type = req.headers.get("content-type");
+  if (!isJsonContentType(type)) throw errors.unsupportedMediaType(type ?? "");
+  return parseJsonBody(await readLimited(req, limit));
+}
+
+/** Reads and validates a JSON body; returns the raw value (forwarded as sent) and its typed view. */
+export async function readValidBody<S extends z.ZodType>(
+  req: Request,
+  limit: number,
+  schema: S,
+): Promise<{ raw: Record<string, unknown>; parsed: z.infer<S> }> {
+  const raw = await readJsonBody(req, limit);
+  const parsed = validateBody(schema, raw);
+  return { raw: raw as Record<string, unknown>, parsed };
+}

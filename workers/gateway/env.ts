@@ -1,0 +1,46 @@
+import { z } from "zod";
+import { parseCatalog, type Catalog } from "../../src/config/catalog.js";
+import type { AuthContext } from "./auth/key-store.js";
+
+/** Bindings and vars as wrangler.toml declares them. */
+export interface Env {
+  DB: D1Database;
+  GATEWAY_ADMIN_TOKEN?: string;
+  /** The model catalog: JSON string or a [vars] table. */
+  MODELS?: unknown;
+  MAX_BODY_BYTES?: string;
+  AUTH_CACHE_TTL_SECONDS?: string;
+  UPSTREAM_TIMEOUT_MS?: string;
+}
+
+export type AppEnv = {
+  Bindings: Env;
+  Variables: { requestId: string; auth: AuthContext; settings: Settings };
+};
+
+const SettingsSchema = z.object({
+  maxBodyBytes: z.coerce.number().int().positive().default(1024 * 1024),
+  /** How long a key lookup is trusted at the edge; a revocation takes effect everywhere within this time. */
+  authCacheTtlSeconds: z.coerce.number().min(0).default(30),
+  /** Deadline for an upstream to send response headers (the first byte), per attempt. */
+  upstreamTimeoutMs: z.coerce.number().int().positive().default(30_000),
+});
+
+export interface Settings extends z.infer<typeof SettingsSchema> {
+  catalog: Catalog;
+}
+
+let cached: { env: Env; settings: Settings } | undefined;
+
+/** Parsed once per isolate (env is fixed for an isolate's life); a bad config fails loudly at the first request. */
+export function settingsFor(env: Env): Settings {
+  if (cached?.env === env) return cached.settings;
+  const base = SettingsSchema.parse({
+    maxBodyBytes: env.MAX_BODY_BYTES || undefined,
+    authCacheTtlSeconds: env.AUTH_CACHE_TTL_SECONDS || undefined,
+    upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_MS || undefined,
+  });
+  const settings = { ...base, catalog: parseCatalog(env.MODELS ?? []) };
+  cached = { env, settings };
+  return settings;
+}

@@ -1,0 +1,124 @@
+import { Hono, type Context } from "hono";
+import type { z } from "zod";
+import { modelAllowed } from "../../../src/auth/key-policy.js";
+import { SSE_HEADERS, rewriteSse } from "../../../src/http/sse.js";
+import { ChatCompletionRequestSchema } from "../../../src/openai/chat.js";
+import { CompletionRequestSchema } from "../../../src/openai/completions.js";
+import { ApiError, ErrorBodySchema, errors } from "../../../src/openai/errors.js";
+import { openAiStreamTap, type StreamOutcome } from "../../../src/openai/stream-tap.js";
+import { UsageSchema } from "../../../src/openai/usage.js";
+import { readValidBody } from "../body.js";
+import type { AppEnv } from "../env.js";
+import { forward } from "../upstream/forward.js";
+
+/** `POST /v1/chat/completions` and `POST /v1/completions`: validate, authorise the model, forward, stream back. */
+export const inference = new Hono<AppEnv>();
+
+inference.post("/chat/completions", (c) => proxy(c, ChatCompletionRequestSchema, "/v1/chat/completions"));
+inference.post("/completions", (c) => proxy(c, CompletionRequestSchema, "/v1/completions"));
+
+type InferenceSchema = typeof ChatCompletionRequestSchema | typeof CompletionRequestSchema;
+
+async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string): Promise<Response> {
+  const settings = c.get("settings");
+  const auth = c.get("auth");
+  const { raw, parsed } = await readValidBody(c.req.raw, settings.maxBodyBytes, schema);
+  const model = (parsed as z.infer<InferenceSchema>).model;
+  const entry = settings.catalog.find((m) => m.id === model);
+  if (!entry || !modelAllowed(auth, model)) throw errors.modelNotFound(model);
+
+  const stream = parsed.stream === true;
+  const clientWantsUsage = stream && parsed.stream_options?.include_usage === true;
+  // The edge always asks for usage so every stream can be metered; the tap hides it from clients that did not ask.
+  const upstreamBody = stream
+    ? { ...raw, model: entry.upstream_model ?? entry.id, stream_options: { ...(raw.stream_options as object), include_usage: true } }
+    : { ...raw, model: entry.upstream_model ?? entry.id };
+
+  const started = Date.now();
+  const { response, upstream, attempts } = await forward({
+    path,
+    body: JSON.stringify(upstreamBody),
+    entry,
+    requestId: c.get("requestId"),
+    tenantId: auth.tenantId,
+    signal: c.req.raw.signal,
+    timeoutMs: settings.upstreamTimeoutMs,
+  });
+
+  const record = (outcome: StreamOutcome) =>
+    console.log(
+      JSON.stringify({
+        msg: "completion",
+        request_id: c.get("requestId"),
+        tenant_id: auth.tenantId,
+        key_id: auth.keyId,
+        model,
+        upstream,
+        attempts,
+        stream,
+        status: outcome.status,
+        usage: outcome.usage,
+        duration_ms: Date.now() - started,
+      }),
+    );
+
+  if (!response.ok) return upstreamErrorResponse(response, entry.id);
+  const publicModel = entry.upstream_model ? entry.id : undefined;
+
+  if (stream) {
+    if (!response.body || !response.headers.get("content-type")?.includes("text/event-stream")) {
+      await response.body?.cancel();
+      throw errors.upstreamError(`The backend for model '${entry.id}' did not answer with an event stream.`);
+    }
+    let settle!: (o: StreamOutcome) => void;
+    c.executionCtx.waitUntil(new Promise<StreamOutcome>((r) => (settle = r)).then(record));
+    const body = rewriteSse(response.body, openAiStreamTap({ clientWantsUsage, publicModel, onFinish: settle }));
+    return new Response(body, { status: 200, headers: SSE_HEADERS });
+  }
+
+  const text = await response.text();
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
+  }
+  const usage = UsageSchema.safeParse(json.usage);
+  record({ status: "completed", usage: usage.success ? usage.data : null, chunks: 1 });
+  if (publicModel) json.model = publicModel;
+  return new Response(publicModel ? JSON.stringify(json) : text, {
+    status: response.status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/**
+ * A 4xx from the backend is about the request (context too long, bad parameter): pass it on as the backend
+ * worded it. Credentials problems between edge and backend are ours, not the client's: those become 502.
+ */
+async function upstreamErrorResponse(response: Response, model: string): Promise<Response> {
+  const text = await response.text().catch(() => "");
+  if (response.status === 401 || response.status === 403) {
+    throw errors.upstreamError(`The backend for model '${model}' refused the gateway's credentials.`);
+  }
+  let parsed: ReturnType<typeof ErrorBodySchema.safeParse> | undefined;
+  try {
+    parsed = ErrorBodySchema.safeParse(JSON.parse(text));
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed?.success) {
+    throw errors.upstreamError(`The backend for model '${model}' answered HTTP ${response.status} without an OpenAI error body.`);
+  }
+  const headers: Record<string, string> = {};
+  for (const h of ["retry-after", "retry-after-ms"]) {
+    const v = response.headers.get(h);
+    if (v) headers[h] = v;
+  }
+  throw new ApiError(response.status, parsed.data.error.message, {
+    type: parsed.data.error.type as ApiError["type"],
+    param: parsed.data.error.param,
+    code: parsed.data.error.code,
+    headers,
+  });
+}
