@@ -1,10 +1,11 @@
+import type { z } from "zod";
 import { describe, expect, it } from "vitest";
 import { ChatCompletionRequestSchema } from "../../src/openai/chat.js";
 import { CompletionRequestSchema } from "../../src/openai/completions.js";
 import { ApiError } from "../../src/openai/errors.js";
 import { formatParamPath, validateBody } from "../../src/openai/validate.js";
 
-function paramOf(body: unknown, schema = ChatCompletionRequestSchema): { param: string | null; code: string | null; message: string } {
+function paramOf(body: unknown, schema: z.ZodType = ChatCompletionRequestSchema): { param: string | null; code: string | null; message: string } {
   try {
     validateBody(schema, body);
   } catch (e) {

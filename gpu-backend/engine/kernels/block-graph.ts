@@ -1,0 +1,179 @@
+import type { Checkpoint } from "../checkpoint.js";
+import { cacheWidth, isMoeLayer, type ModelConfig } from "../config.js";
+import { A, GraphBuilder } from "../onnx/graph.js";
+import { softmaxScale } from "../rope.js";
+import { linear, rmsNorm, ropeInterleaved, swiglu, transpose } from "./layers.js";
+
+/**
+ * One decoder layer up to (not including) the routed experts, as a single graph, so a step costs one
+ * session run per layer and attention group plus one per active expert.
+ *
+ * Inputs (a group of B sequences, each bringing Tq new tokens; T = B·Tq):
+ *   x        [T, H]        residual stream entering the layer
+ *   cos,sin  [T, R/2]      rotary angles of each new token's position
+ *   past     [B, P, D]     each sequence's cached latents (D = kv_lora + R), padded to the longest
+ *   past_len [B]           how many rows of `past` are real for each sequence
+ * Outputs:
+ *   kv       [T, D]        the new tokens' cache rows: normalised latent ‖ rotated shared rope key
+ *   dense layer:  out [T, H]  the residual stream leaving the layer
+ *   MoE layer:    base [T, H] residual + shared experts; hn [T, H] expert input; scores [T, E] gate scores
+ *
+ * Attention runs in the absorbed MLA form for every token: kv_b_proj's key part is folded into the query
+ * and its value part applied after attention, so keys and values are the cached latents themselves.
+ */
+export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number): Uint8Array {
+  const H = cfg.hidden;
+  const nh = cfg.heads;
+  const R = cfg.ropeDim;
+  const kvl = cfg.kvLoraRank;
+  const nope = cfg.nopeDim;
+  const vd = cfg.vDim;
+  const D = cacheWidth(cfg);
+  const p = `model.layers.${layer}`;
+  const W = (name: string, shape: number[]) => ckpt.get(`${p}.${name}`, shape);
+  const g = new GraphBuilder(`layer${layer}`);
+
+  const x = g.input("x", ["T", H]);
+  const cos = g.input("cos", ["T", R / 2]);
+  const sin = g.input("sin", ["T", R / 2]);
+  const past = g.input("past", ["B", "P", D]);
+  const pastLen = g.input("past_len", ["B"]);
+
+  // Group geometry from the inputs: B sequences × Tq tokens.
+  const shapeOf = (t: string, i: number) => g.op("Gather", [g.op("Shape", [t]), g.i64([i])], { axis: A.i(0) });
+  const B = shapeOf(past, 0);
+  const P = shapeOf(past, 1);
+  const T = shapeOf(x, 0);
+  const Tq = g.op("Div", [T, B]);
+
+  const xn = rmsNorm(g, x, "input_norm", W("input_layernorm.weight", [H]), cfg.rmsEps);
+
+  // Queries: [T, nh·(nope+R)] → [B, nh, Tq, nope+R].
+  const qOut = nh * (nope + R);
+  let q: string;
+  if (cfg.qLoraRank !== null) {
+    const ql = cfg.qLoraRank;
+    const qa = linear(g, xn, "q_a", W("self_attn.q_a_proj.weight", [ql, H]), ql, H);
+    const qan = rmsNorm(g, qa, "q_a_norm", W("self_attn.q_a_layernorm.weight", [ql]), 1e-6);
+    q = linear(g, qan, "q_b", W("self_attn.q_b_proj.weight", [qOut, ql]), qOut, ql);
+  } else {
+    q = linear(g, xn, "q", W("self_attn.q_proj.weight", [qOut, H]), qOut, H);
+  }
+  const bTqShape = g.op("Concat", [B, Tq], { axis: A.i(0) });
+  const q4 = g.op("Reshape", [q, g.op("Concat", [bTqShape, g.i64([nh, nope + R])], { axis: A.i(0) })]);
+  const qh = g.op("Transpose", [q4], { perm: A.ints([0, 2, 1, 3]) });
+  const [qNope, qPe] = g.opN("Split", [qh, g.i64([nope, R])], 2, { axis: A.i(-1) });
+
+  // kv_b_proj [nh·(nope+v), kvl] → per head: W_UK [nope, kvl] (absorbed into q), W_UV [v, kvl] (applied after).
+  const kvb = W("self_attn.kv_b_proj.weight", [nh * (nope + vd), kvl]);
+  const wuk = new Float32Array(nh * nope * kvl);
+  const wuvT = new Float32Array(nh * kvl * vd);
+  for (let h = 0; h < nh; h++) {
+    const rows = kvb.subarray(h * (nope + vd) * kvl, (h + 1) * (nope + vd) * kvl);
+    wuk.set(rows.subarray(0, nope * kvl), h * nope * kvl);
+    wuvT.set(transpose(rows.subarray(nope * kvl), vd, kvl), h * kvl * vd);
+  }
+  const qAbs = g.op("MatMul", [qNope!, g.weight("w_uk", wuk, [nh, nope, kvl])]); // [B, nh, Tq, kvl]
+
+  // Rotary angles per token, shaped to broadcast over heads: [B, 1, Tq, R/2, 1].
+  const angleShape = g.op("Concat", [B, g.i64([1]), Tq, g.i64([R / 2, 1])], { axis: A.i(0) });
+  const cosQ = g.op("Reshape", [cos, angleShape]);
+  const sinQ = g.op("Reshape", [sin, angleShape]);
+  const qPeRot = ropeInterleaved(g, qPe!, cosQ, sinQ, [0, 0, 0, R / 2, 2], [0, 0, 0, R]);
+  const scale = g.f32(softmaxScale(cfg));
+  const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [B, nh, Tq, D]
+
+  // The new tokens' cache rows.
+  const kva = linear(g, xn, "kv_a", W("self_attn.kv_a_proj_with_mqa.weight", [kvl + R, H]), kvl + R, H);
+  const [c, kpe] = g.opN("Split", [kva, g.i64([kvl, R])], 2, { axis: A.i(-1) });
+  const cN = rmsNorm(g, c!, "kv_a_norm", W("self_attn.kv_a_layernorm.weight", [kvl]), 1e-6);
+  const cosK = g.op("Unsqueeze", [cos, g.i64([-1])]);
+  const sinK = g.op("Unsqueeze", [sin, g.i64([-1])]);
+  const kpeRot = ropeInterleaved(g, kpe!, cosK, sinK, [0, R / 2, 2], [0, R]);
+  const kvNew = g.op("Concat", [cN, kpeRot], { axis: A.i(-1) }); // [T, D]
+  g.output(kvNew, "kv", ["T", D]);
+
+  // Keys = past rows ‖ new rows, one latent per position shared by all heads: [B, 1, P+Tq, D].
+  const kvNew3 = g.op("Reshape", [kvNew, g.op("Concat", [bTqShape, g.i64([D])], { axis: A.i(0) })]);
+  const keys = g.op("Unsqueeze", [g.op("Concat", [past, kvNew3], { axis: A.i(1) }), g.i64([1])]);
+  const scores = g.op("MatMul", [qCat, g.op("Transpose", [keys], { perm: A.ints([0, 1, 3, 2]) })]); // [B, nh, Tq, P+Tq]
+
+  // Mask: past row n is visible iff n < past_len[b]; new row j is visible to new token i iff j <= i.
+  const zero = g.f32(0);
+  const one = g.f32(1);
+  const pF = g.op("Cast", [P], { to: A.i(1) });
+  const tqF = g.op("Cast", [Tq], { to: A.i(1) });
+  const pastIdx = g.op("Range", [zero, g.op("Squeeze", [pF]), one]); // [P]
+  const pastOk = g.op("Less", [pastIdx, g.op("Reshape", [pastLen, g.i64([-1, 1, 1, 1])])]); // [B,1,1,P]
+  const newIdx = g.op("Range", [zero, g.op("Squeeze", [tqF]), one]); // [Tq]
+  const newOk = g.op("LessOrEqual", [newIdx, g.op("Unsqueeze", [newIdx, g.i64([1])])]); // [Tq, Tq]
+  const fullShape = g.op("Concat", [B, g.i64([1]), Tq, P], { axis: A.i(0) });
+  const newShape = g.op("Concat", [B, g.i64([1]), Tq, Tq], { axis: A.i(0) });
+  const mask = g.op("Concat", [g.op("Expand", [pastOk, fullShape]), g.op("Expand", [newOk, newShape])], { axis: A.i(-1) });
+  const probs = g.op("Softmax", [g.op("Where", [mask, scores, g.f32(-Infinity)])], { axis: A.i(-1) });
+
+  // Values are the latents; the value half of kv_b_proj maps each head's latent mix to v_head_dim.
+  const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([3])]);
+  const oLat = g.op("MatMul", [probs, latents]); // [B, nh, Tq, kvl]
+  const oV = g.op("MatMul", [oLat, g.weight("w_uv_t", wuvT, [nh, kvl, vd])]); // [B, nh, Tq, v]
+  const oFlat = g.op("Reshape", [g.op("Transpose", [oV], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh * vd])]);
+  const attn = linear(g, oFlat, "o_proj", W("self_attn.o_proj.weight", [H, nh * vd]), H, nh * vd);
+  const h = g.op("Add", [x, attn]);
+  const hn = rmsNorm(g, h, "post_norm", W("post_attention_layernorm.weight", [H]), cfg.rmsEps);
+
+  if (!isMoeLayer(cfg, layer)) {
+    const I = cfg.intermediate;
+    const mlp = swiglu(g, hn, "mlp", {
+      gate: W("mlp.gate_proj.weight", [I, H]),
+      up: W("mlp.up_proj.weight", [I, H]),
+      down: W("mlp.down_proj.weight", [H, I]),
+    }, H, I);
+    g.output(g.op("Add", [h, mlp]), "out", ["T", H]);
+    return g.build();
+  }
+
+  const E = cfg.routedExperts;
+  const logits = linear(g, hn, "gate", W("mlp.gate.weight", [E, H]), E, H);
+  const gateScores = cfg.scoring === "sigmoid" ? g.op("Sigmoid", [logits]) : g.op("Softmax", [logits], { axis: A.i(-1) });
+  g.output(gateScores, "scores", ["T", E]);
+  g.output(hn, "hn", ["T", H]);
+  let base = h;
+  if (cfg.sharedExperts > 0) {
+    const I = cfg.moeIntermediate * cfg.sharedExperts;
+    base = g.op("Add", [h, swiglu(g, hn, "shared", {
+      gate: W("mlp.shared_experts.gate_proj.weight", [I, H]),
+      up: W("mlp.shared_experts.up_proj.weight", [I, H]),
+      down: W("mlp.shared_experts.down_proj.weight", [H, I]),
+    }, H, I)]);
+  }
+  g.output(base, "base", ["T", H]);
+  return g.build();
+}
+
+/** One routed expert: `[n, H] → [n, H]`. */
+export function buildExpertGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, expert: number): Uint8Array {
+  const H = cfg.hidden;
+  const I = cfg.moeIntermediate;
+  const p = `model.layers.${layer}.mlp.experts.${expert}`;
+  const g = new GraphBuilder(`expert_${layer}_${expert}`);
+  const x = g.input("x", ["n", H]);
+  const y = swiglu(g, x, "e", {
+    gate: ckpt.get(`${p}.gate_proj.weight`, [I, H]),
+    up: ckpt.get(`${p}.up_proj.weight`, [I, H]),
+    down: ckpt.get(`${p}.down_proj.weight`, [H, I]),
+  }, H, I);
+  g.output(y, "y", ["n", H]);
+  return g.build();
+}
+
+/** Final norm and lm_head: `[n, H] → [n, V]`. */
+export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
+  const H = cfg.hidden;
+  const V = cfg.vocabSize;
+  const g = new GraphBuilder("head");
+  const x = g.input("x", ["n", H]);
+  const xn = rmsNorm(g, x, "norm", ckpt.get("model.norm.weight", [H]), cfg.rmsEps);
+  const headName = cfg.tieEmbeddings && !ckpt.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
+  g.output(linear(g, xn, "lm_head", ckpt.get(headName, [V, H]), V, H), "logits", ["n", V]);
+  return g.build();
+}

@@ -1,0 +1,64 @@
+import { A, type GraphBuilder } from "../onnx/graph.js";
+
+/** Building blocks shared by the engine's graphs. Weights arrive in HF layout `[out, in]`. */
+
+/** `[rows, cols]` → `[cols, rows]`: MatMul wants `[in, out]` and pre-packs constant right-hand sides. */
+export function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[base + c]!;
+  }
+  return out;
+}
+
+/** Stacks `[out_i, in]` weights along `out` (rows), so one MatMul computes several projections. */
+export function stackRows(...ws: Float32Array[]): Float32Array {
+  const out = new Float32Array(ws.reduce((a, w) => a + w.length, 0));
+  let off = 0;
+  for (const w of ws) {
+    out.set(w, off);
+    off += w.length;
+  }
+  return out;
+}
+
+/** x @ Wᵀ for an HF `[out, in]` weight. */
+export function linear(g: GraphBuilder, x: string, name: string, w: Float32Array, outDim: number, inDim: number): string {
+  return g.op("MatMul", [x, g.weight(name, transpose(w, outDim, inDim), [inDim, outDim])]);
+}
+
+/** x / sqrt(mean(x², -1) + eps) · w */
+export function rmsNorm(g: GraphBuilder, x: string, name: string, w: Float32Array, eps: number): string {
+  const ms = g.op("ReduceMean", [g.op("Mul", [x, x])], { axes: A.ints([-1]), keepdims: A.i(1) });
+  const inv = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, g.f32(eps)])])]);
+  return g.op("Mul", [g.op("Mul", [x, inv]), g.weight(name, w, [w.length])]);
+}
+
+/** down(silu(gate(x)) · up(x)), with gate and up fused into one MatMul. */
+export function swiglu(
+  g: GraphBuilder,
+  x: string,
+  prefix: string,
+  w: { gate: Float32Array; up: Float32Array; down: Float32Array },
+  hidden: number,
+  inter: number,
+): string {
+  const gu = linear(g, x, `${prefix}.gate_up`, stackRows(w.gate, w.up), 2 * inter, hidden);
+  const [a, u] = g.opN("Split", [gu, g.i64([inter, inter])], 2, { axis: A.i(-1) });
+  const act = g.op("Mul", [g.op("Mul", [a!, g.op("Sigmoid", [a!])]), u!]);
+  return linear(g, act, `${prefix}.down`, w.down, hidden, inter);
+}
+
+/**
+ * Rotates adjacent pairs `(x[2i], x[2i+1])` of the last axis by the angle whose cos/sin are given — HF
+ * DeepSeek's interleaved layout, kept interleaved (q and k share it, so their dot product is unchanged).
+ * `x` is `[..., R]`; `cos`/`sin` broadcast against `[..., R/2, 1]`.
+ */
+export function ropeInterleaved(g: GraphBuilder, x: string, cos: string, sin: string, pairShape: number[], flatShape: number[]): string {
+  const pairs = g.op("Reshape", [x, g.i64(pairShape)]);
+  const [x0, x1] = g.opN("Split", [pairs, g.i64([1, 1])], 2, { axis: A.i(-1) });
+  const r0 = g.op("Sub", [g.op("Mul", [x0!, cos]), g.op("Mul", [x1!, sin])]);
+  const r1 = g.op("Add", [g.op("Mul", [x0!, sin]), g.op("Mul", [x1!, cos])]);
+  return g.op("Reshape", [g.op("Concat", [r0, r1], { axis: A.i(-1) }), g.i64(flatShape)]);
+}

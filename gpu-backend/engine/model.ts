@@ -1,0 +1,197 @@
+import { Checkpoint, type LoadOptions } from "./checkpoint.js";
+import { cacheWidth, isMoeLayer, type ModelConfig } from "./config.js";
+import { LocalExperts, bucketByExpert, type ExpertExecutor } from "./experts.js";
+import { route, type Route } from "./gate.js";
+import { buildBlockGraph, buildHeadGraph } from "./kernels/block-graph.js";
+import { createRuntime, type KernelRuntime, type KernelSession, type RuntimeOptions } from "./kernels/runtime.js";
+import type { LatentCache } from "./latent-cache.js";
+import { RopeTable } from "./rope.js";
+
+/** One sequence's share of a forward step. */
+export interface SequenceStep {
+  /** New tokens, at positions past, past+1, … */
+  tokens: ArrayLike<number>;
+  /** Tokens of this sequence already in its cache. */
+  past: number;
+  cache: LatentCache;
+  /** Which positions need logits. */
+  logits: "last" | "all" | "none";
+}
+
+export interface StepResult {
+  /** Per sequence: `[rows, vocab]` row-major (1 row for "last", one per token for "all"), or null. */
+  logits: (Float32Array | null)[];
+}
+
+export interface ModelOptions extends LoadOptions, Partial<RuntimeOptions> {
+  /** Builds the routed-expert executor; the default keeps every expert in this thread. */
+  experts?: (ctx: { runtime: KernelRuntime; ckpt: Checkpoint; config: ModelConfig }) => Promise<ExpertExecutor>;
+  /** Called with every routing decision (layer, token row of the step, route): evaluation and load statistics. */
+  onRoute?: (layer: number, row: number, r: Route) => void;
+}
+
+/**
+ * A DeepSeek-V3/V2 model: embeddings in memory, one fused graph per decoder layer (attention through shared
+ * experts), routed experts through an ExpertExecutor, and a head graph. Steps batch any mix of prefill chunks
+ * and decode tokens; decodes share one attention run per layer.
+ */
+export class DeepSeekModel {
+  onRoute: ModelOptions["onRoute"];
+  /** Tokens routed to each expert since load, per MoE layer: `[layer][expert]`. */
+  readonly expertLoad: Float64Array[];
+
+  private constructor(
+    readonly config: ModelConfig,
+    readonly runtime: KernelRuntime,
+    private readonly embed: Float32Array,
+    private readonly blocks: KernelSession[],
+    private readonly head: KernelSession,
+    private readonly gateBias: (Float32Array | null)[],
+    readonly experts: ExpertExecutor,
+    private readonly rope: RopeTable,
+    opts: ModelOptions,
+  ) {
+    this.onRoute = opts.onRoute;
+    this.expertLoad = Array.from({ length: config.layers }, () => new Float64Array(config.routedExperts));
+  }
+
+  static async load(dir: string, opts: ModelOptions = {}): Promise<DeepSeekModel> {
+    const ckpt = new Checkpoint(dir, opts);
+    try {
+      const cfg = ckpt.config;
+      const runtime = await createRuntime({ backend: opts.backend ?? "node", ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}) });
+      const embed = ckpt.get("model.embed_tokens.weight", [cfg.vocabSize, cfg.hidden]);
+      const blocks: KernelSession[] = [];
+      const gateBias: (Float32Array | null)[] = [];
+      for (let l = 0; l < cfg.layers; l++) {
+        blocks.push(await runtime.createSession(buildBlockGraph(cfg, ckpt, l)));
+        const biasName = `model.layers.${l}.mlp.gate.e_score_correction_bias`;
+        gateBias.push(isMoeLayer(cfg, l) && cfg.topkMethod === "noaux_tc" && ckpt.has(biasName) ? ckpt.get(biasName, [cfg.routedExperts]) : null);
+      }
+      const head = await runtime.createSession(buildHeadGraph(cfg, ckpt));
+      const experts = opts.experts ? await opts.experts({ runtime, ckpt, config: cfg }) : await LocalExperts.create(runtime, ckpt, cfg);
+      return new DeepSeekModel(cfg, runtime, embed, blocks, head, gateBias, experts, new RopeTable(cfg), opts);
+    } finally {
+      ckpt.close();
+    }
+  }
+
+  get cacheWidth(): number {
+    return cacheWidth(this.config);
+  }
+
+  async forward(seqs: SequenceStep[]): Promise<StepResult> {
+    const cfg = this.config;
+    const H = cfg.hidden;
+    const D = this.cacheWidth;
+    const half = cfg.ropeDim / 2;
+
+    // Attention groups: all single-token (decode) sequences together, each multi-token chunk alone.
+    const decode = seqs.map((s, i) => i).filter((i) => seqs[i]!.tokens.length === 1);
+    const groups = [...(decode.length ? [decode] : []), ...seqs.map((s, i) => i).filter((i) => seqs[i]!.tokens.length > 1).map((i) => [i])];
+
+    // Lay tokens out group by group, so every group is a contiguous row range.
+    const rowOf: number[] = new Array(seqs.length);
+    const positions: number[] = [];
+    const tokenIds: number[] = [];
+    const groupRows: [number, number][] = [];
+    for (const grp of groups) {
+      const start = positions.length;
+      for (const i of grp) {
+        const s = seqs[i]!;
+        rowOf[i] = positions.length;
+        for (let k = 0; k < s.tokens.length; k++) {
+          const id = s.tokens[k]!;
+          if (!Number.isInteger(id) || id < 0 || id >= cfg.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary`);
+          if (s.past + k >= cfg.maxPositions) throw new RangeError(`position ${s.past + k} exceeds max_position_embeddings ${cfg.maxPositions}`);
+          tokenIds.push(id);
+          positions.push(s.past + k);
+        }
+      }
+      groupRows.push([start, positions.length]);
+    }
+    const T = positions.length;
+    let x = new Float32Array(T * H);
+    tokenIds.forEach((id, r) => x.set(this.embed.subarray(id * H, (id + 1) * H), r * H));
+    const { cos, sin } = this.rope.fill(positions);
+
+    for (let l = 0; l < cfg.layers; l++) {
+      const moe = isMoeLayer(cfg, l);
+      const next = new Float32Array(T * H);
+      const hn = moe ? new Float32Array(T * H) : null;
+      const scores = moe ? new Float32Array(T * cfg.routedExperts) : null;
+      for (let gi = 0; gi < groups.length; gi++) {
+        const grp = groups[gi]!;
+        const [r0, r1] = groupRows[gi]!;
+        const B = grp.length;
+        const P = Math.max(...grp.map((i) => seqs[i]!.past));
+        const past = new Float32Array(B * P * D);
+        const pastLen = new Float32Array(B);
+        grp.forEach((i, b) => {
+          const s = seqs[i]!;
+          s.cache.read(l, s.past, past, b * P * D);
+          pastLen[b] = s.past;
+        });
+        const out = await this.blocks[l]!.run({
+          x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
+          cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
+          sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
+          past: { data: past, dims: [B, P, D] },
+          past_len: { data: pastLen, dims: [B] },
+        });
+        const kv = out.kv!;
+        for (const i of grp) {
+          const s = seqs[i]!;
+          for (let k = 0; k < s.tokens.length; k++) {
+            const row = rowOf[i]! + k - r0;
+            s.cache.write(l, s.past + k, kv.subarray(row * D, (row + 1) * D));
+          }
+        }
+        if (moe) {
+          next.set(out.base!, r0 * H);
+          hn!.set(out.hn!, r0 * H);
+          scores!.set(out.scores!, r0 * cfg.routedExperts);
+        } else {
+          next.set(out.out!, r0 * H);
+        }
+      }
+      if (moe) await this.routeAndRunExperts(l, hn!, scores!, next, T);
+      x = next;
+    }
+
+    // Logits only for the rows that need them.
+    const want: number[] = [];
+    const spans: ([number, number] | null)[] = seqs.map((s, i) => {
+      if (s.logits === "none") return null;
+      const first = s.logits === "all" ? rowOf[i]! : rowOf[i]! + s.tokens.length - 1;
+      const start = want.length;
+      for (let r = first; r < rowOf[i]! + s.tokens.length; r++) want.push(r);
+      return [start, want.length];
+    });
+    if (want.length === 0) return { logits: seqs.map(() => null) };
+    const hx = new Float32Array(want.length * H);
+    want.forEach((r, k) => hx.set(x.subarray(r * H, (r + 1) * H), k * H));
+    const logits = (await this.head.run({ x: { data: hx, dims: [want.length, H] } })).logits!;
+    const V = cfg.vocabSize;
+    return { logits: spans.map((sp) => (sp ? logits.slice(sp[0] * V, sp[1] * V) : null)) };
+  }
+
+  private async routeAndRunExperts(layer: number, hn: Float32Array, scores: Float32Array, out: Float32Array, T: number): Promise<void> {
+    const E = this.config.routedExperts;
+    const routes: Route[] = [];
+    const load = this.expertLoad[layer]!;
+    for (let r = 0; r < T; r++) {
+      const rt = route(this.config, scores.subarray(r * E, (r + 1) * E), this.gateBias[layer]!);
+      routes.push(rt);
+      for (const e of rt.experts) load[e]! += 1;
+      this.onRoute?.(layer, r, rt);
+    }
+    await this.experts.run(layer, bucketByExpert(routes), hn, out, this.config.hidden);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.blocks) await s.release();
+    await this.head.release();
+    await this.experts.close();
+  }
+}

@@ -1,0 +1,147 @@
+import onnxProto from "onnx-proto";
+import type { onnx as OnnxTypes } from "onnx-proto";
+
+const { onnx } = onnxProto;
+type IAttributeProto = OnnxTypes.IAttributeProto;
+type IValueInfoProto = OnnxTypes.IValueInfoProto;
+type INodeProto = OnnxTypes.INodeProto;
+type ITensorProto = OnnxTypes.ITensorProto;
+type IModelProto = OnnxTypes.IModelProto;
+
+/** Attribute values, typed explicitly because ONNX distinguishes INT from FLOAT and lists from scalars. */
+export type Attr =
+  | { kind: "i"; v: number }
+  | { kind: "f"; v: number }
+  | { kind: "ints"; v: number[] }
+  | { kind: "s"; v: string };
+export const A = {
+  i: (v: number): Attr => ({ kind: "i", v }),
+  f: (v: number): Attr => ({ kind: "f", v }),
+  ints: (v: number[]): Attr => ({ kind: "ints", v }),
+  s: (v: string): Attr => ({ kind: "s", v }),
+};
+
+export type ElemType = "float" | "int64" | "bool" | "int32";
+const ELEM: Record<ElemType, number> = {
+  float: onnx.TensorProto.DataType.FLOAT,
+  int64: onnx.TensorProto.DataType.INT64,
+  bool: onnx.TensorProto.DataType.BOOL,
+  int32: onnx.TensorProto.DataType.INT32,
+};
+
+export type Dim = number | string;
+
+function attribute(name: string, a: Attr): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  switch (a.kind) {
+    case "i":
+      return { name, type: T.INT, i: a.v };
+    case "f":
+      return { name, type: T.FLOAT, f: a.v };
+    case "ints":
+      return { name, type: T.INTS, ints: a.v };
+    case "s":
+      return { name, type: T.STRING, s: new TextEncoder().encode(a.v) };
+  }
+}
+
+function valueInfo(name: string, type: ElemType, dims: Dim[]): IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: ELEM[type],
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+/**
+ * Builds an ONNX graph in code: named inputs/outputs, initializers (weights become constants the runtime can
+ * pre-pack), and nodes. Intermediate names are generated, so graphs read like straight-line code.
+ */
+export class GraphBuilder {
+  private readonly nodes: INodeProto[] = [];
+  private readonly inits: ITensorProto[] = [];
+  private readonly inputs: IValueInfoProto[] = [];
+  private readonly outputs: IValueInfoProto[] = [];
+  private counter = 0;
+  private readonly consts = new Map<string, string>();
+
+  constructor(private readonly name: string) {}
+
+  input(name: string, dims: Dim[], type: ElemType = "float"): string {
+    this.inputs.push(valueInfo(name, type, dims));
+    return name;
+  }
+
+  /** Marks `value` as a graph output named `name` (an Identity node renames it when needed). */
+  output(value: string, name: string, dims: Dim[], type: ElemType = "float"): void {
+    if (value !== name) this.nodes.push({ opType: "Identity", input: [value], output: [name], name: `out_${name}` });
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** A float initializer (a weight). The bytes are copied into the model; the caller may drop its array. */
+  weight(name: string, data: Float32Array, dims: number[]): string {
+    const expected = dims.reduce((a, b) => a * b, 1);
+    if (data.length !== expected) throw new Error(`weight ${name}: ${data.length} values for shape [${dims}]`);
+    this.inits.push({
+      name,
+      dims,
+      dataType: ELEM.float,
+      rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    });
+    return name;
+  }
+
+  /** An int64 constant (shapes, axes, indices), deduplicated by value. */
+  i64(values: number[]): string {
+    const key = `i64:${values.join(",")}`;
+    const hit = this.consts.get(key);
+    if (hit) return hit;
+    const name = `c${this.counter++}_i64`;
+    const raw = new BigInt64Array(values.map((v) => BigInt(v)));
+    this.inits.push({ name, dims: [values.length], dataType: ELEM.int64, rawData: new Uint8Array(raw.buffer) });
+    this.consts.set(key, name);
+    return name;
+  }
+
+  /** A float scalar constant, deduplicated by value. */
+  f32(value: number): string {
+    const key = `f32:${value}`;
+    const hit = this.consts.get(key);
+    if (hit) return hit;
+    const name = `c${this.counter++}_f32`;
+    this.inits.push({ name, dims: [], dataType: ELEM.float, rawData: new Uint8Array(new Float32Array([value]).buffer) });
+    this.consts.set(key, name);
+    return name;
+  }
+
+  op(type: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    return this.opN(type, inputs, 1, attrs)[0]!;
+  }
+
+  opN(type: string, inputs: string[], nOutputs: number, attrs: Record<string, Attr> = {}): string[] {
+    const id = this.counter++;
+    const output = Array.from({ length: nOutputs }, (_, k) => `${type.toLowerCase()}_${id}_${k}`);
+    this.nodes.push({
+      opType: type,
+      input: inputs,
+      output,
+      name: `${type}_${id}`,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return output;
+  }
+
+  build(): Uint8Array {
+    const model: IModelProto = {
+      irVersion: 8,
+      producerName: "moe-edge-engine",
+      opsetImport: [{ domain: "", version: 17 }],
+      graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
+    };
+    return onnx.ModelProto.encode(model).finish();
+  }
+}
