@@ -1,0 +1,51 @@
+/**
+ * The demo model: DeepSeek-V3 architecture (MLA with q/kv LoRA, YaRN RoPE, one dense layer, then MoE layers
+ * with a shared expert and 16 routed experts in 4 groups), small enough to run anywhere in milliseconds.
+ */
+export const TINY_V3_CONFIG = {
+  architectures: ["DeepseekV3ForCausalLM"],
+  model_type: "deepseek_v3",
+  vocab_size: 1024,
+  hidden_size: 128,
+  intermediate_size: 256,
+  moe_intermediate_size: 64,
+  num_hidden_layers: 4,
+  first_k_dense_replace: 1,
+  moe_layer_freq: 1,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  n_routed_experts: 16,
+  num_experts_per_tok: 4,
+  n_shared_experts: 1,
+  n_group: 4,
+  topk_group: 2,
+  routed_scaling_factor: 2.5,
+  scoring_func: "sigmoid",
+  topk_method: "noaux_tc",
+  norm_topk_prob: true,
+  q_lora_rank: 64,
+  kv_lora_rank: 32,
+  qk_nope_head_dim: 32,
+  qk_rope_head_dim: 16,
+  v_head_dim: 32,
+  hidden_act: "silu",
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  max_position_embeddings: 4096,
+  rope_scaling: {
+    type: "yarn",
+    factor: 4,
+    original_max_position_embeddings: 1024,
+    beta_fast: 32,
+    beta_slow: 1,
+    mscale: 1,
+    mscale_all_dim: 1,
+  },
+  attention_bias: false,
+  tie_word_embeddings: false,
+  bos_token_id: 0,
+  eos_token_id: 1,
+  torch_dtype: "float32",
+} as const;
+
+export const TINY_SEED = 20260101;
