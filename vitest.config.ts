@@ -10,6 +10,9 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
       },
       {
+        test: { name: "engine", include: ["test/engine/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
+      },
+      {
         plugins: [
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");

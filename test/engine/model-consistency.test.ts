@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
+import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
+import { Rng, writeRandomCheckpoint } from "../../gpu-backend/tools/random-checkpoint.js";
+import { TINY_V3_CONFIG } from "../../gpu-backend/tools/tiny-config.js";
+import { writeTinyModel } from "../../gpu-backend/tools/write-tiny-model.js";
+
+const maxDiff = (a: Float32Array, b: Float32Array) => {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+/** A DeepSeek-V2-Lite-shaped config: no q LoRA, softmax gate, group-limited greedy, no correction bias. */
+const V2_CONFIG = {
+  ...TINY_V3_CONFIG,
+  architectures: ["DeepseekV2ForCausalLM"],
+  model_type: "deepseek_v2",
+  q_lora_rank: null,
+  scoring_func: "softmax",
+  topk_method: "group_limited_greedy",
+  norm_topk_prob: false,
+  routed_scaling_factor: 1.0,
+  rope_scaling: null,
+};
+
+let dir: string;
+const models: Record<string, DeepSeekModel> = {};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "engine-"));
+  writeTinyModel(join(dir, "v3"));
+  writeRandomCheckpoint(join(dir, "v2"), V2_CONFIG, 99);
+  models.v3 = await DeepSeekModel.load(join(dir, "v3"), { backend: "node" });
+  models.v2 = await DeepSeekModel.load(join(dir, "v2"), { backend: "node" });
+  models.v3web = await DeepSeekModel.load(join(dir, "v3"), { backend: "web" });
+});
+
+afterAll(async () => {
+  for (const m of Object.values(models)) await m.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function prompt(n: number, seed: number): number[] {
+  const rng = new Rng(seed);
+  return Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * 1000));
+}
+
+describe.each(["v3", "v2"])("%s: the latent cache reproduces full recomputation", (name) => {
+  const cacheFor = (m: DeepSeekModel) => new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8);
+
+  it("prefill logits at every position equal token-by-token decoding", async () => {
+    const m = models[name]!;
+    const ids = prompt(37, 1);
+    const full = (await m.forward([{ tokens: ids, past: 0, cache: cacheFor(m), logits: "all" }])).logits[0]!;
+    const cache = cacheFor(m);
+    const V = m.config.vocabSize;
+    let worst = 0;
+    for (let t = 0; t < ids.length; t++) {
+      const step = (await m.forward([{ tokens: [ids[t]!], past: t, cache, logits: "last" }])).logits[0]!;
+      worst = Math.max(worst, maxDiff(step, full.subarray(t * V, (t + 1) * V)));
+    }
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it("chunked prefill (prefix in the cache, chunk after) equals one prefill", async () => {
+    const m = models[name]!;
+    const ids = prompt(50, 2);
+    const whole = (await m.forward([{ tokens: ids, past: 0, cache: cacheFor(m), logits: "last" }])).logits[0]!;
+    const cache = cacheFor(m);
+    for (const [a, b] of [[0, 17], [17, 33], [33, 50]] as const) {
+      const r = await m.forward([{ tokens: ids.slice(a, b), past: a, cache, logits: "last" }]);
+      if (b === 50) expect(maxDiff(r.logits[0]!, whole)).toBeLessThan(1e-4);
+    }
+  });
+
+  it("a sequence's logits do not depend on what else is in the batch", async () => {
+    const m = models[name]!;
+    const a = prompt(9, 3);
+    const b = prompt(21, 4);
+    const alone = (await m.forward([{ tokens: a, past: 0, cache: cacheFor(m), logits: "last" }])).logits[0]!;
+    // Prefill b while decoding two other sequences, with `a` prefilled in the same step.
+    const c1 = cacheFor(m);
+    const c2 = cacheFor(m);
+    await m.forward([{ tokens: prompt(5, 5), past: 0, cache: c1, logits: "none" }, { tokens: prompt(12, 6), past: 0, cache: c2, logits: "none" }]);
+    const mixed = await m.forward([
+      { tokens: [7], past: 5, cache: c1, logits: "last" },
+      { tokens: a, past: 0, cache: cacheFor(m), logits: "last" },
+      { tokens: [9], past: 12, cache: c2, logits: "last" },
+      { tokens: b, past: 0, cache: cacheFor(m), logits: "none" },
+    ]);
+    expect(maxDiff(mixed.logits[1]!, alone)).toBeLessThan(1e-4);
+    expect(mixed.logits[3]).toBeNull();
+  });
+});
+
+describe("backends", () => {
+  it("onnxruntime-node and onnxruntime-web give the same logits", async () => {
+    const ids = prompt(23, 8);
+    const run = async (m: DeepSeekModel) =>
+      (await m.forward([{ tokens: ids, past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth), logits: "all" }])).logits[0]!;
+    expect(maxDiff(await run(models.v3!), await run(models.v3web!))).toBeLessThan(1e-4);
+  });
+});
+
+describe("inputs", () => {
+  it("rejects token ids outside the vocabulary and positions beyond the context", async () => {
+    const m = models.v3!;
+    const cache = new ContiguousLatentCache(m.config.layers, m.cacheWidth);
+    await expect(m.forward([{ tokens: [m.config.vocabSize], past: 0, cache, logits: "last" }])).rejects.toThrow(/vocabulary/);
+    await expect(m.forward([{ tokens: [-1], past: 0, cache, logits: "last" }])).rejects.toThrow(/vocabulary/);
+    await expect(m.forward([{ tokens: [5], past: m.config.maxPositions, cache, logits: "last" }])).rejects.toThrow(/max_position/);
+  });
+});
