@@ -3,7 +3,7 @@ import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { ContiguousLatentCache } from "../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../gpu-backend/engine/model.js";
 import { parameterCounts } from "../gpu-backend/engine/tensor-names.js";
-import { Rng } from "../gpu-backend/tools/random-checkpoint.js";
+import { Rng } from "../gpu-backend/engine/rng.js";
 import { readFileSync } from "node:fs";
 import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
 import { measureReadBandwidth } from "./memory-bandwidth.js";

@@ -54,6 +54,7 @@ export class TextCodec {
   }
 
   decode(ids: number[], opts: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return "";
     return this.tok.decode(ids, { skip_special_tokens: opts.skipSpecial ?? true, clean_up_tokenization_spaces: false });
   }
 

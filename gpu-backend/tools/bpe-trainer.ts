@@ -2,25 +2,7 @@
  * A small deterministic byte-level BPE trainer (GPT-2 byte↔unicode mapping, as DeepSeek's tokenizer uses),
  * for the generated demo checkpoint. Not used at inference: encoding goes through @huggingface/tokenizers.
  */
-
-/** GPT-2's reversible map from bytes to printable unicode characters. */
-export function bytesToUnicode(): string[] {
-  const bs: number[] = [];
-  for (let b = 33; b <= 126; b++) bs.push(b);
-  for (let b = 161; b <= 172; b++) bs.push(b);
-  for (let b = 174; b <= 255; b++) bs.push(b);
-  const cs = [...bs];
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (!bs.includes(b)) {
-      bs.push(b);
-      cs.push(256 + n++);
-    }
-  }
-  const out: string[] = new Array(256);
-  bs.forEach((b, i) => (out[b] = String.fromCodePoint(cs[i]!)));
-  return out;
-}
+import { bytesToUnicode } from "../engine/byte-level.js";
 
 /** A JS approximation of DeepSeek's pre-tokenizer splits, good enough to decide which merges to learn. */
 const SPLIT = /\p{N}{1,3}|[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+| ?\p{L}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;

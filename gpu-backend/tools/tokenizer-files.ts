@@ -1,4 +1,5 @@
-import { bytesToUnicode, trainBpe } from "./bpe-trainer.js";
+import { bytesToUnicode } from "../engine/byte-level.js";
+import { trainBpe } from "./bpe-trainer.js";
 
 /** DeepSeek-V3's special tokens (fullwidth bars, "▁" for spaces), the subset a chat + FIM model needs. */
 export const SPECIAL = {

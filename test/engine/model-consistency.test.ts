@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
-import { Rng, writeRandomCheckpoint } from "../../gpu-backend/tools/random-checkpoint.js";
+import { Rng } from "../../gpu-backend/engine/rng.js";
+import { writeRandomCheckpoint } from "../../gpu-backend/tools/random-checkpoint.js";
 import { TINY_V3_CONFIG } from "../../gpu-backend/tools/tiny-config.js";
 import { writeTinyModel } from "../../gpu-backend/tools/write-tiny-model.js";
 

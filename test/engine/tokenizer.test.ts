@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TextCodec } from "../../gpu-backend/engine/tokenizer.js";
-import { Rng } from "../../gpu-backend/tools/random-checkpoint.js";
+import { Rng } from "../../gpu-backend/engine/rng.js";
 import { SPECIAL } from "../../gpu-backend/tools/tokenizer-files.js";
 import { writeTinyModel } from "../../gpu-backend/tools/write-tiny-model.js";
 

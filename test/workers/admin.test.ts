@@ -3,7 +3,7 @@ import { adminCall, gw, newTenantKey } from "./helpers.js";
 
 describe("admin API", () => {
   it("requires the admin token", async () => {
-    for (const headers of [{}, { authorization: "Bearer wrong" }]) {
+    for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
       const res = await gw("/admin/tenants", { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: '{"name":"x"}' });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("invalid_admin_token");

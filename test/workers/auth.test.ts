@@ -18,7 +18,7 @@ async function within(ms: number, check: () => Promise<boolean>): Promise<number
 
 describe("API key authentication", () => {
   it("401 invalid_api_key without a key, with a malformed one, or with an unknown one", async () => {
-    for (const headers of [{}, { authorization: "Basic abc" }, { authorization: "Bearer short" }, { authorization: "Bearer sk-" + "x".repeat(48) }]) {
+    for (const headers of [{}, { authorization: "Basic abc" }, { authorization: "Bearer short" }, { authorization: "Bearer sk-" + "x".repeat(48) }] as Record<string, string>[]) {
       const res = await gw("/v1/models", { headers });
       expect(res.status).toBe(401);
       const e = await errorOf(res);

@@ -1,10 +1,12 @@
 import { exports } from "cloudflare:workers";
 
+const worker = exports as unknown as { default: Fetcher };
+
 export const ADMIN = "test-admin-token";
 
 /** A request to the gateway worker, in the same workerd as the test. */
 export function gw(path: string, init: RequestInit = {}): Promise<Response> {
-  return exports.default.fetch(new Request(`https://gateway.test${path}`, init));
+  return worker.default.fetch(new Request(`https://gateway.test${path}`, init));
 }
 
 export async function adminCall<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {

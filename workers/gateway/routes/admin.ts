@@ -9,7 +9,7 @@ import {
 import { validateBody } from "../../../src/openai/validate.js";
 import * as store from "../admin/store.js";
 import { forgetKeyHash } from "../auth/key-store.js";
-import { readJsonBody, readValidBody } from "../body.js";
+import { readJsonBody, readValidBody } from "../../../src/http/request-body.js";
 import type { AppEnv } from "../env.js";
 import { adminAuth } from "../middleware/admin-auth.js";
 

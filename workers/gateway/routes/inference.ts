@@ -7,7 +7,7 @@ import { CompletionRequestSchema } from "../../../src/openai/completions.js";
 import { ApiError, ErrorBodySchema, errors } from "../../../src/openai/errors.js";
 import { openAiStreamTap, type StreamOutcome } from "../../../src/openai/stream-tap.js";
 import { UsageSchema } from "../../../src/openai/usage.js";
-import { readValidBody } from "../body.js";
+import { readValidBody } from "../../../src/http/request-body.js";
 import type { AppEnv } from "../env.js";
 import { forward } from "../upstream/forward.js";
 

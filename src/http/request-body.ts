@@ -1,7 +1,12 @@
 import type { z } from "zod";
-import { validateBody } from "../../src/openai/validate.js";
-import { isJsonContentType, parseJsonBody } from "../../src/http/json-body.js";
-import { errors } from "../../src/openai/errors.js";
+import { errors } from "../openai/errors.js";
+import { validateBody } from "../openai/validate.js";
+import { isJsonContentType, parseJsonBody } from "./json-body.js";
+
+/**
+ * Reading request bodies with the web-standard Request API, shared by the worker and the pod: a size cap
+ * enforced while reading, JSON content-type, UTF-8 and nesting checks, then schema validation.
+ */
 
 /** Reads at most `limit` bytes of a request body; a larger body is refused without being read in full. */
 async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
@@ -29,6 +34,7 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
   }
   return out;
 }
+
 
 /** The request's JSON body, or the 4xx that explains why there is none. */
 export async function readJsonBody(req: Request, limit: number): Promise<unknown> {

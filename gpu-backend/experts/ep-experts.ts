@@ -1,0 +1,194 @@
+import { Worker } from "node:worker_threads";
+import { isMoeLayer, type ModelConfig } from "../engine/config.js";
+import { scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
+import type { ExpertTask, FromRank, RankInit, ToRank } from "./ep-protocol.js";
+
+export interface EpOptions {
+  model: string;
+  config: ModelConfig;
+  ranks: number;
+  backend: "node" | "web";
+  /** Replicas of hot experts per MoE layer (the EPLB idea); 0 = off. */
+  replicas: number;
+  grouped: boolean;
+  /** Runs of a layer between replica decisions. */
+  rebalanceEvery?: number;
+}
+
+class Rank {
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  input = new Float32Array(new SharedArrayBuffer(4));
+  output = new Float32Array(new SharedArrayBuffer(4));
+
+  constructor(readonly index: number, private readonly worker: Worker) {
+    worker.on("message", (m: FromRank) => {
+      if (m.type === "ready") return;
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.type === "error") p.reject(new Error(m.message));
+      else p.resolve();
+    });
+    worker.on("error", (e) => {
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    });
+  }
+
+  /** Grows the shared buffers to hold `rows` hidden states each way. */
+  ensureCapacity(rows: number, hidden: number): void {
+    if (this.input.length >= rows * hidden) return;
+    const n = Math.max(rows, 2 * (this.input.length / hidden)) * hidden;
+    this.input = new Float32Array(new SharedArrayBuffer(n * 4));
+    this.output = new Float32Array(new SharedArrayBuffer(n * 4));
+    this.send({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer });
+  }
+
+  request(make: (id: number) => ToRank): Promise<void> {
+    const id = ++this.seq;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.send(make(id));
+    });
+  }
+
+  private send(m: ToRank): void {
+    this.worker.postMessage(m);
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
+
+/**
+ * Routed experts split over `ranks` worker threads, each owning a contiguous shard of every MoE layer's
+ * experts. Per layer and step, token rows are dispatched to their experts' owners through shared memory,
+ * all ranks compute in parallel, and the weighted outputs are combined back on the main thread. With
+ * replicas enabled, the hottest experts are also loaded on the least-loaded ranks and their buckets split.
+ */
+export class EpExperts implements ExpertExecutor {
+  /** holders[layer][expert] = ranks that hold the expert (owner first). */
+  private readonly holders: number[][][];
+  private readonly load: Float64Array[];
+  private readonly runs: number[];
+
+  private constructor(private readonly ranks: Rank[], private readonly opts: EpOptions) {
+    const { config: c } = opts;
+    this.holders = Array.from({ length: c.layers }, () => Array.from({ length: c.routedExperts }, (_, e) => [ownerOf(e, c.routedExperts, ranks.length)]));
+    this.load = Array.from({ length: c.layers }, () => new Float64Array(c.routedExperts));
+    this.runs = new Array(c.layers).fill(0);
+  }
+
+  static async start(opts: EpOptions): Promise<EpExperts> {
+    const c = opts.config;
+    const ranks: Rank[] = [];
+    await Promise.all(
+      Array.from({ length: opts.ranks }, async (_, r) => {
+        const owned: [number, number][] = [];
+        for (let l = 0; l < c.layers; l++) {
+          if (!isMoeLayer(c, l)) continue;
+          for (let e = 0; e < c.routedExperts; e++) if (ownerOf(e, c.routedExperts, opts.ranks) === r) owned.push([l, e]);
+        }
+        const init: RankInit = { model: opts.model, rank: r, backend: opts.backend, owned, grouped: opts.grouped };
+        const worker = spawnRank(init);
+        await new Promise<void>((resolve, reject) => {
+          worker.once("message", (m: FromRank) => (m.type === "ready" ? resolve() : reject(new Error("rank failed to start"))));
+          worker.once("error", reject);
+        });
+        ranks[r] = new Rank(r, worker);
+      }),
+    );
+    return new EpExperts(ranks, opts);
+  }
+
+  /** Experts (per layer) held by more than their owner. */
+  replicated(layer: number): number[] {
+    return this.holders[layer]!.flatMap((h, e) => (h.length > 1 ? [e] : []));
+  }
+
+  async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
+    // Split each bucket across its holders, then lay every rank's rows out contiguously.
+    const perRank: { bucket: ExpertBucket; from: number; to: number }[][] = this.ranks.map(() => []);
+    for (const b of buckets) {
+      this.load[layer]![b.expert]! += b.rows.length;
+      const hs = this.holders[layer]![b.expert]!;
+      const share = Math.ceil(b.rows.length / hs.length);
+      hs.forEach((r, k) => {
+        const from = k * share;
+        const to = Math.min(b.rows.length, from + share);
+        if (to > from) perRank[r]!.push({ bucket: b, from, to });
+      });
+    }
+    await Promise.all(
+      perRank.map(async (parts, r) => {
+        if (parts.length === 0) return;
+        const rank = this.ranks[r]!;
+        const rows = parts.reduce((a, p) => a + p.to - p.from, 0);
+        rank.ensureCapacity(rows, hidden);
+        const tasks: ExpertTask[] = [];
+        let row = 0;
+        for (const p of parts) {
+          for (let i = p.from; i < p.to; i++) rank.input.set(hn.subarray(p.bucket.rows[i]! * hidden, (p.bucket.rows[i]! + 1) * hidden), (row + i - p.from) * hidden);
+          tasks.push([layer, p.bucket.expert, row, p.to - p.from]);
+          row += p.to - p.from;
+        }
+        await rank.request((id) => ({ type: "run", id, tasks }));
+        row = 0;
+        for (const p of parts) {
+          const n = p.to - p.from;
+          scatterAdd(out, rank.output.subarray(row * hidden, (row + n) * hidden), p.bucket.rows.slice(p.from, p.to), p.bucket.weights.slice(p.from, p.to), hidden);
+          row += n;
+        }
+      }),
+    );
+    if (this.opts.replicas > 0 && ++this.runs[layer]! % (this.opts.rebalanceEvery ?? 200) === 0) await this.rebalance(layer);
+  }
+
+  /**
+   * Replicates the hottest not-yet-replicated experts of a layer onto the rank with the least load in that
+   * layer, up to `replicas` per layer.
+   */
+  private async rebalance(layer: number): Promise<void> {
+    const load = this.load[layer]!;
+    const holders = this.holders[layer]!;
+    const rankLoad = new Float64Array(this.ranks.length);
+    holders.forEach((h, e) => h.forEach((r) => (rankLoad[r]! += load[e]! / h.length)));
+    const hot = [...load.keys()].sort((a, b) => load[b]! - load[a]!);
+    let budget = this.opts.replicas - this.replicated(layer).length;
+    for (const e of hot) {
+      if (budget <= 0) break;
+      const h = holders[e]!;
+      if (h.length > 1) continue;
+      let target = -1;
+      for (let r = 0; r < this.ranks.length; r++) if (!h.includes(r) && (target < 0 || rankLoad[r]! < rankLoad[target]!)) target = r;
+      if (target < 0) break;
+      await this.ranks[target]!.request((id) => ({ type: "load", id, layer, expert: e }));
+      h.push(target);
+      rankLoad[target]! += load[e]! / 2;
+      budget--;
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.ranks.map((r) => r.terminate()));
+  }
+}
+
+/**
+ * Starts a rank worker. From TypeScript sources the worker registers tsx's loader before importing the rank
+ * module (workers do not inherit the main thread's loader hooks on Node 20).
+ */
+function spawnRank(init: RankInit): Worker {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const script = new URL(fromSource ? "./ep-rank.ts" : "./ep-rank.js", import.meta.url);
+  if (!fromSource) return new Worker(script, { workerData: init });
+  const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(script.href)}); });`;
+  return new Worker(boot, { eval: true, workerData: init });
+}
+
+/** Contiguous shards: rank r owns experts [r·E/N, (r+1)·E/N). */
+export function ownerOf(expert: number, experts: number, ranks: number): number {
+  return Math.min(ranks - 1, Math.floor((expert * ranks) / experts));
+}

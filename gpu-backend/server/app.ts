@@ -1,0 +1,217 @@
+import { Hono, type Context } from "hono";
+import { SSE_DONE, SSE_HEADERS, sseJson } from "../../src/http/sse.js";
+import { readValidBody } from "../../src/http/request-body.js";
+import { ChatCompletionRequestSchema } from "../../src/openai/chat.js";
+import { CompletionRequestSchema } from "../../src/openai/completions.js";
+import { ApiError, errorBody, errors } from "../../src/openai/errors.js";
+import type { DeepSeekModel } from "../engine/model.js";
+import { isMoeLayer } from "../engine/config.js";
+import type { TextCodec } from "../engine/tokenizer.js";
+import { chainSeed } from "../kv/block-pool.js";
+import type { Scheduler } from "../scheduler/scheduler.js";
+import { ChoiceFormatter } from "./choice-format.js";
+import { Generation } from "./generation.js";
+import { PodMetrics, prometheus } from "./metrics.js";
+import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
+
+export interface PodState {
+  ready: boolean;
+  draining: boolean;
+}
+
+export interface PodDeps {
+  model: DeepSeekModel;
+  codec: TextCodec;
+  scheduler: Scheduler;
+  modelId: string;
+  podId: string;
+  metrics: PodMetrics;
+  state: PodState;
+  maxBodyBytes: number;
+}
+
+/** The pod's HTTP surface: OpenAI-compatible `/v1/*` plus `/health`, `/load` and `/metrics`. */
+export function createPodApp(d: PodDeps): Hono {
+  const app = new Hono();
+  const contextLimit = () => d.scheduler.maxSequenceTokens;
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.toBody(), err.status as 400, err.headers);
+    console.error(JSON.stringify({ msg: "pod error", error: String(err), stack: (err as Error).stack }));
+    return c.json(errors.internal().toBody(), 500);
+  });
+  app.notFound((c) => c.json(errors.unknownRoute(c.req.method, c.req.path).toBody(), 404));
+
+  app.get("/health", (c) => {
+    if (d.state.draining) return c.json({ status: "draining", pod: d.podId }, 503);
+    if (!d.state.ready) return c.json({ status: "loading", pod: d.podId }, 503);
+    return c.json({ status: "ok", pod: d.podId, model: d.modelId });
+  });
+
+  app.get("/load", (c) => {
+    const s = d.scheduler.stats();
+    const cfg = d.model.config;
+    return c.json({
+      pod: d.podId,
+      model: d.modelId,
+      draining: d.state.draining,
+      waiting: s.waiting,
+      running: s.running,
+      active_requests: d.metrics.activeRequests,
+      kv_blocks: s.blocks,
+      tokens_per_s: +d.metrics.tokensPerSecond().toFixed(2),
+      totals: { prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens, cached_prompt_tokens: s.cachedTokens, preemptions: s.preemptions, steps: s.steps },
+      expert_tokens: d.model.expertLoad.flatMap((row, layer) => (isMoeLayer(cfg, layer) ? [{ layer, tokens: Array.from(row) }] : [])),
+    });
+  });
+
+  app.get("/metrics", (c) => {
+    const s = d.scheduler.stats();
+    const cfg = d.model.config;
+    const text = prometheus([
+      { name: "pod_requests_waiting", help: "Sequences waiting for admission (the autoscaling signal).", type: "gauge", samples: [{ value: s.waiting }] },
+      { name: "pod_requests_running", help: "Sequences being generated.", type: "gauge", samples: [{ value: s.running }] },
+      { name: "pod_kv_blocks", help: "KV cache blocks by state.", type: "gauge", samples: [
+        { labels: { state: "used" }, value: s.blocks.used },
+        { labels: { state: "free" }, value: s.blocks.free },
+        { labels: { state: "cached" }, value: s.blocks.cached },
+      ] },
+      { name: "pod_prompt_tokens_total", help: "Prompt tokens admitted.", type: "counter", samples: [{ value: s.promptTokens }] },
+      { name: "pod_prompt_cached_tokens_total", help: "Prompt tokens served from the prefix cache.", type: "counter", samples: [{ value: s.cachedTokens }] },
+      { name: "pod_generated_tokens_total", help: "Tokens sampled.", type: "counter", samples: [{ value: s.generatedTokens }] },
+      { name: "pod_preemptions_total", help: "Sequences preempted for lack of KV blocks.", type: "counter", samples: [{ value: s.preemptions }] },
+      { name: "pod_http_requests_total", help: "HTTP requests by route and status.", type: "counter", samples: [...d.metrics.requests].map(([k, v]) => {
+        const [route, status] = k.split("|");
+        return { labels: { route: route!, status: status! }, value: v };
+      }) },
+      { name: "pod_expert_tokens_total", help: "Tokens routed to each expert.", type: "counter", samples: d.model.expertLoad.flatMap((row, layer) =>
+        isMoeLayer(cfg, layer) ? Array.from(row, (v, expert) => ({ labels: { layer, expert }, value: v })) : []) },
+    ]);
+    return c.text(text, 200, { "content-type": "text/plain; version=0.0.4" });
+  });
+
+  const modelObject = () => ({ id: d.modelId, object: "model" as const, created: 0, owned_by: "moe-edge", max_model_len: contextLimit() });
+  app.get("/v1/models", (c) => c.json({ object: "list", data: [modelObject()] }));
+  app.get("/v1/models/:id{.+}", (c) => {
+    if (c.req.param("id") !== d.modelId) throw errors.modelNotFound(c.req.param("id"));
+    return c.json(modelObject());
+  });
+
+  app.post("/v1/chat/completions", (c) => handle(c, "chat"));
+  app.post("/v1/completions", (c) => handle(c, "completion"));
+
+  async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
+    const route = kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
+    if (d.state.draining || !d.state.ready) {
+      d.metrics.countRequest(route, 503);
+      throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
+    }
+    const { parsed } = kind === "chat"
+      ? await readValidBody(c.req.raw, d.maxBodyBytes, ChatCompletionRequestSchema)
+      : await readValidBody(c.req.raw, d.maxBodyBytes, CompletionRequestSchema);
+    if (parsed.model !== d.modelId) throw errors.modelNotFound(parsed.model);
+    const vocab = d.model.config.vocabSize;
+    const plan: GenerationPlan = kind === "chat"
+      ? planChat(parsed as never, d.codec, vocab, contextLimit())
+      : planCompletion(parsed as never, d.codec, vocab, contextLimit());
+    const tenant = c.req.header("x-tenant-id") || "anonymous";
+    const ctx = {
+      tenant,
+      salt: chainSeed(tenant, d.modelId),
+      requestId: c.req.header("x-request-id") || crypto.randomUUID(),
+      eosIds: d.codec.eosIds,
+      decode: (ids: number[]) => d.codec.decode(ids),
+    };
+    const choices = plan.prompts.length * plan.n;
+    const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend);
+    const withLogprobs = plan.sampling(0).logprobs;
+    const stream = parsed.stream === true;
+    const includeUsage = stream && parsed.stream_options?.include_usage === true;
+    d.metrics.countRequest(route, 200);
+    d.metrics.activeRequests++;
+    let done = false;
+    const settle = () => {
+      if (!done) {
+        done = true;
+        d.metrics.activeRequests--;
+      }
+    };
+
+    if (!stream) {
+      return new Promise<Response>((resolve) => {
+        const gen = new Generation(d.scheduler, plan, ctx, {
+          onDelta: (choice, text, s) => void fmt.record(choice, text, s, withLogprobs),
+          onChoiceEnd: (choice, reason) => fmt.end(choice, reason),
+          onComplete: (usage) => {
+            settle();
+            resolve(c.json(fmt.full(usage, withLogprobs)));
+          },
+          onFailure: (err) => {
+            settle();
+            resolve(c.json(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed"), 500));
+          },
+        });
+        c.req.raw.signal.addEventListener("abort", () => gen.cancel());
+      });
+    }
+
+    const enc = new TextEncoder();
+    let gen: Generation | null = null;
+    const body = new ReadableStream<Uint8Array>({
+      start(ctl) {
+        const send = (s: string) => {
+          try {
+            ctl.enqueue(enc.encode(s));
+          } catch {
+            /* the client is gone; cancel() below stops generation */
+          }
+        };
+        const started = new Set<number>();
+        const open = (choice: number) => {
+          if (started.has(choice)) return;
+          started.add(choice);
+          const echo = fmt.echoFor(choice);
+          if (kind === "chat") send(sseJson(fmt.chunk(choice, { role: "assistant", content: "" }, null, null, includeUsage)));
+          else if (echo) send(sseJson(fmt.chunk(choice, echo, null, null, includeUsage)));
+        };
+        gen = new Generation(d.scheduler, plan, ctx, {
+          onDelta: (choice, text, s) => {
+            open(choice);
+            const lp = fmt.record(choice, text, s, withLogprobs);
+            if (text === "" && !withLogprobs) return;
+            send(sseJson(fmt.chunk(choice, kind === "chat" ? { content: text } : text, null, lp, includeUsage)));
+          },
+          onChoiceEnd: (choice, reason) => {
+            open(choice);
+            fmt.end(choice, reason);
+            send(sseJson(fmt.chunk(choice, kind === "chat" ? {} : "", reason, null, includeUsage)));
+          },
+          onComplete: (usage) => {
+            if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
+            send(SSE_DONE);
+            settle();
+            ctl.close();
+          },
+          onFailure: (err, usage) => {
+            send(sseJson(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed")));
+            if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
+            settle();
+            try {
+              ctl.close();
+            } catch {
+              /* already cancelled */
+            }
+          },
+        });
+        c.req.raw.signal.addEventListener("abort", () => gen?.cancel());
+      },
+      cancel() {
+        gen?.cancel();
+        settle();
+      },
+    });
+    return new Response(body, { headers: SSE_HEADERS });
+  }
+
+  return app;
+}

@@ -1,0 +1,74 @@
+import { serve } from "@hono/node-server";
+import { DeepSeekModel } from "../engine/model.js";
+import { TextCodec } from "../engine/tokenizer.js";
+import { LocalExperts } from "../engine/experts.js";
+import { Scheduler } from "../scheduler/scheduler.js";
+import { createPodApp, type PodState } from "./app.js";
+import { PodMetrics } from "./metrics.js";
+import { parsePodOptions } from "./options.js";
+
+/**
+ * The GPU backend pod: `tsx gpu-backend/server/main.ts --model DIR [--port 8100] [--ep N] …`
+ * Loads the model, serves the OpenAI-compatible API, drains gracefully on SIGTERM.
+ */
+async function main(): Promise<void> {
+  const opts = parsePodOptions(process.argv.slice(2), process.env);
+  const log = (msg: string, extra: Record<string, unknown> = {}) => console.log(JSON.stringify({ pod: opts.podId, msg, ...extra }));
+  const state: PodState = { ready: false, draining: false };
+  const started = performance.now();
+
+  const model = await DeepSeekModel.load(opts.model, {
+    backend: opts.backend,
+    threads: opts.threads,
+    ...(opts.executionProviders ? { executionProviders: opts.executionProviders.split(",") } : {}),
+    onProgress: (line) => log(line),
+    experts: async ({ runtime, ckpt, config }) => {
+      if (opts.ep > 1) {
+        const { EpExperts } = await import("../experts/ep-experts.js");
+        return EpExperts.start({ model: opts.model, config, ranks: opts.ep, backend: opts.backend, replicas: opts.epReplicas, grouped: opts.expertGrouping });
+      }
+      return LocalExperts.create(runtime, ckpt, config, { mode: opts.expertGrouping ? "grouped" : "per-token" });
+    },
+  });
+  const codec = TextCodec.load(opts.model, model.config.eosTokenIds);
+  const scheduler = new Scheduler(model, {
+    maxBatchTokens: opts.maxBatchTokens,
+    maxRunning: opts.maxRunning,
+    numBlocks: opts.kvBlocks,
+    blockSize: opts.blockSize,
+  });
+  const metrics = new PodMetrics();
+  scheduler.onStep = (n) => metrics.recordSampled(n);
+  scheduler.start();
+
+  const app = createPodApp({ model, codec, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes });
+  const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
+  await new Promise<void>((r) => server.once("listening", () => r()));
+  state.ready = true;
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : opts.port;
+  log("ready", { port, model: opts.servedModelName, backend: opts.backend, ep: opts.ep, kv_blocks: opts.kvBlocks, block_size: opts.blockSize, load_seconds: +((performance.now() - started) / 1000).toFixed(2) });
+
+  // Graceful drain: stop admitting, let running and queued work finish, then exit.
+  let draining = false;
+  const drain = async (signal: string) => {
+    if (draining) return;
+    draining = true;
+    state.draining = true;
+    log("draining", { signal });
+    const deadline = Date.now() + opts.drainTimeoutS * 1000;
+    while ((!scheduler.idle || metrics.activeRequests > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await scheduler.stop();
+    server.close();
+    await model.close();
+    log("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void drain("SIGTERM"));
+  process.on("SIGINT", () => void drain("SIGINT"));
+}
+
+main().catch((e) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});

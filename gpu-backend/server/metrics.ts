@@ -1,0 +1,38 @@
+/** Request and token counters for `/load` and `/metrics`, plus a sliding-window output rate. */
+export class PodMetrics {
+  readonly requests = new Map<string, number>();
+  activeRequests = 0;
+  private readonly window: { t: number; n: number }[] = [];
+
+  countRequest(route: string, status: number): void {
+    const k = `${route}|${status}`;
+    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+  }
+
+  recordSampled(n: number, now = Date.now()): void {
+    if (n > 0) this.window.push({ t: now, n });
+    while (this.window.length && this.window[0]!.t < now - 10_000) this.window.shift();
+  }
+
+  /** Output tokens per second over the last 10 s. */
+  tokensPerSecond(now = Date.now()): number {
+    this.recordSampled(0, now);
+    if (this.window.length === 0) return 0;
+    const total = this.window.reduce((a, w) => a + w.n, 0);
+    const span = Math.max(1, now - this.window[0]!.t) / 1000;
+    return total / Math.max(span, 1);
+  }
+}
+
+/** Prometheus text exposition. */
+export function prometheus(lines: { name: string; help: string; type: "gauge" | "counter"; samples: { labels?: Record<string, string | number>; value: number }[] }[]): string {
+  const out: string[] = [];
+  for (const m of lines) {
+    out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);
+    for (const s of m.samples) {
+      const labels = s.labels ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${String(v).replace(/["\\\n]/g, "_")}"`).join(",")}}` : "";
+      out.push(`${m.name}${labels} ${Number.isFinite(s.value) ? s.value : 0}`);
+    }
+  }
+  return out.join("\n") + "\n";
+}

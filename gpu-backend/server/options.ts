@@ -1,0 +1,81 @@
+import { basename, resolve } from "node:path";
+import { z } from "zod";
+
+/** Pod command-line options (also settable as POD_* environment variables in containers). */
+export const PodOptionsSchema = z.object({
+  model: z.string().min(1, "--model DIR is required"),
+  host: z.string().default("127.0.0.1"),
+  port: z.coerce.number().int().min(0).max(65535).default(8100),
+  servedModelName: z.string().optional(),
+  podId: z.string().optional(),
+  backend: z.enum(["node", "web"]).default("node"),
+  threads: z.coerce.number().int().positive().default(2),
+  /** Native backend only: e.g. "cuda,cpu" on GPU hosts. */
+  executionProviders: z.string().optional(),
+  ep: z.coerce.number().int().positive().default(1),
+  /** Hot experts replicated per MoE layer onto the least-loaded EP ranks (0 = off). */
+  epReplicas: z.coerce.number().int().min(0).default(0),
+  expertGrouping: z.coerce.boolean().default(true),
+  blockSize: z.coerce.number().int().positive().default(16),
+  /** KV blocks; default: enough for `kvTokens` tokens. */
+  kvBlocks: z.coerce.number().int().positive().optional(),
+  kvTokens: z.coerce.number().int().positive().default(65536),
+  maxBatchTokens: z.coerce.number().int().positive().default(512),
+  maxRunning: z.coerce.number().int().positive().default(64),
+  maxBodyBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
+  drainTimeoutS: z.coerce.number().positive().default(300),
+});
+export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number };
+
+const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
+  "--model": "model",
+  "--host": "host",
+  "--port": "port",
+  "--served-model-name": "servedModelName",
+  "--pod-id": "podId",
+  "--backend": "backend",
+  "--threads": "threads",
+  "--execution-providers": "executionProviders",
+  "--ep": "ep",
+  "--ep-replicas": "epReplicas",
+  "--block-size": "blockSize",
+  "--kv-blocks": "kvBlocks",
+  "--kv-tokens": "kvTokens",
+  "--max-batch-tokens": "maxBatchTokens",
+  "--max-running": "maxRunning",
+  "--max-body-bytes": "maxBodyBytes",
+  "--drain-timeout-s": "drainTimeoutS",
+};
+
+export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): PodOptions {
+  const raw: Record<string, unknown> = {};
+  for (const [flag, key] of Object.entries(FLAGS)) {
+    const envName = `POD_${flag.slice(2).replace(/-/g, "_").toUpperCase()}`;
+    if (env[envName] !== undefined) raw[key] = env[envName];
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === "--no-expert-grouping") raw.expertGrouping = false;
+    else if (a.startsWith("--")) {
+      const [flag, inline] = a.split("=", 2) as [string, string | undefined];
+      const key = FLAGS[flag];
+      if (!key) throw new Error(`unknown option ${flag}`);
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new Error(`${flag} needs a value`);
+      raw[key] = value;
+    } else throw new Error(`unexpected argument ${a}`);
+  }
+  const r = PodOptionsSchema.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0]!;
+    throw new Error(`${String(i.path[0] ?? "options")}: ${i.message}`);
+  }
+  const o = r.data;
+  const servedModelName = o.servedModelName ?? basename(resolve(o.model));
+  return {
+    ...o,
+    servedModelName,
+    podId: o.podId ?? `pod-${o.port}`,
+    kvBlocks: o.kvBlocks ?? Math.ceil(o.kvTokens / o.blockSize),
+  };
+}
