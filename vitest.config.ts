@@ -13,6 +13,16 @@ export default defineConfig({
         test: { name: "engine", include: ["test/engine/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
       },
       {
+        test: {
+          name: "pod",
+          include: ["test/pod/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/tiny-model-setup.ts"],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
         plugins: [
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");

@@ -32,6 +32,8 @@ export function bucketByExpert(routes: Route[]): ExpertBucket[] {
  */
 export interface ExpertExecutor {
   run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void>;
+  /** How experts are placed, for `/load`. */
+  describe(): Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -99,6 +101,10 @@ export class LocalExperts implements ExpertExecutor {
         }
       }
     }
+  }
+
+  describe(): Record<string, unknown> {
+    return { kind: "local", mode: this.mode, sessions: this.sessions.size };
   }
 
   async close(): Promise<void> {

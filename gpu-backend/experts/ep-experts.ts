@@ -171,6 +171,15 @@ export class EpExperts implements ExpertExecutor {
     }
   }
 
+  describe(): Record<string, unknown> {
+    const replicas: Record<number, number[]> = {};
+    this.holders.forEach((_, layer) => {
+      const r = this.replicated(layer);
+      if (r.length) replicas[layer] = r;
+    });
+    return { kind: "expert-parallel", ranks: this.ranks.length, grouped: this.opts.grouped, replicas };
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.ranks.map((r) => r.terminate()));
   }

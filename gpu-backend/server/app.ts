@@ -61,6 +61,7 @@ export function createPodApp(d: PodDeps): Hono {
       kv_blocks: s.blocks,
       tokens_per_s: +d.metrics.tokensPerSecond().toFixed(2),
       totals: { prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens, cached_prompt_tokens: s.cachedTokens, preemptions: s.preemptions, steps: s.steps },
+      experts: d.model.experts.describe(),
       expert_tokens: d.model.expertLoad.flatMap((row, layer) => (isMoeLayer(cfg, layer) ? [{ layer, tokens: Array.from(row) }] : [])),
     });
   });

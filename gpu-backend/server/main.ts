@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     experts: async ({ runtime, ckpt, config }) => {
       if (opts.ep > 1) {
         const { EpExperts } = await import("../experts/ep-experts.js");
-        return EpExperts.start({ model: opts.model, config, ranks: opts.ep, backend: opts.backend, replicas: opts.epReplicas, grouped: opts.expertGrouping });
+        return EpExperts.start({ model: opts.model, config, ranks: opts.ep, backend: opts.backend, replicas: opts.epReplicas, rebalanceEvery: opts.epRebalanceEvery, grouped: opts.expertGrouping });
       }
       return LocalExperts.create(runtime, ckpt, config, { mode: opts.expertGrouping ? "grouped" : "per-token" });
     },

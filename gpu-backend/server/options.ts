@@ -15,6 +15,8 @@ export const PodOptionsSchema = z.object({
   ep: z.coerce.number().int().positive().default(1),
   /** Hot experts replicated per MoE layer onto the least-loaded EP ranks (0 = off). */
   epReplicas: z.coerce.number().int().min(0).default(0),
+  /** Steps of a layer between replica decisions. */
+  epRebalanceEvery: z.coerce.number().int().positive().default(200),
   expertGrouping: z.coerce.boolean().default(true),
   blockSize: z.coerce.number().int().positive().default(16),
   /** KV blocks; default: enough for `kvTokens` tokens. */
@@ -38,6 +40,7 @@ const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--execution-providers": "executionProviders",
   "--ep": "ep",
   "--ep-replicas": "epReplicas",
+  "--ep-rebalance-every": "epRebalanceEvery",
   "--block-size": "blockSize",
   "--kv-blocks": "kvBlocks",
   "--kv-tokens": "kvTokens",

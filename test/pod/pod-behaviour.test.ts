@@ -1,0 +1,164 @@
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startPod, type PodProcess } from "../support/pod-process.js";
+
+const MODEL = "deepseek-v3-tiny";
+let pod: PodProcess;
+let client: OpenAI;
+
+beforeAll(async () => {
+  pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--max-running", "16"]);
+  client = new OpenAI({ baseURL: `${pod.url}/v1`, apiKey: "unused", maxRetries: 0 });
+});
+afterAll(async () => {
+  await pod?.stop();
+});
+
+const load = async () => (await fetch(`${pod.url}/load`)).json() as Promise<{ running: number; waiting: number; kv_blocks: { used: number } }>;
+
+const prompts = [
+  "Hello, how are you today?",
+  "The quick brown fox",
+  "Tell me about the weather and the news and the price of tokens in the cache",
+  "SELECT id FROM tenants",
+  "こんにちは",
+  "1 2 3 4 5",
+];
+
+async function greedy(prompt: string, tenant?: string, maxTokens = 24): Promise<string> {
+  const r = await client.completions.create(
+    { model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 },
+    tenant ? { headers: { "x-tenant-id": tenant } } : {},
+  );
+  return r.choices[0]!.text;
+}
+
+describe("pod", () => {
+  it("serves the model list, health and load", async () => {
+    expect((await client.models.list()).data.map((m) => m.id)).toEqual([MODEL]);
+    expect((await fetch(`${pod.url}/health`)).status).toBe(200);
+    const l = await load();
+    expect(l.kv_blocks.used).toBe(0);
+    const metrics = await (await fetch(`${pod.url}/metrics`)).text();
+    expect(metrics).toMatch(/^pod_requests_waiting 0$/m);
+    expect(metrics).toMatch(/pod_expert_tokens_total\{layer="1",expert="0"\}/);
+  });
+
+  it("batch invariance: greedy outputs of concurrent requests equal their one-at-a-time outputs", async () => {
+    const alone: string[] = [];
+    for (const p of prompts) alone.push(await greedy(p));
+    const together = await Promise.all(prompts.map((p) => greedy(p)));
+    expect(together).toEqual(alone);
+  });
+
+  it("seed reproducibility: the same seed gives the same tokens, alone or in a crowd", async () => {
+    const req = { model: MODEL, prompt: "Once upon a time", max_tokens: 24, temperature: 1, top_p: 0.9, seed: 1234 };
+    const a = (await client.completions.create(req)).choices[0]!.text;
+    const crowd = await Promise.all([
+      client.completions.create(req),
+      ...prompts.map((p) => client.completions.create({ ...req, prompt: p, seed: 99 })),
+    ]);
+    expect(crowd[0]!.choices[0]!.text).toBe(a);
+    const other = (await client.completions.create({ ...req, seed: 1235 })).choices[0]!.text;
+    expect(other).not.toBe(a);
+  });
+
+  it("n choices are distinct samples, each reproducible", async () => {
+    const req = { model: MODEL, prompt: "Hello", max_tokens: 12, temperature: 1, seed: 7, n: 3 };
+    const a = await client.completions.create(req);
+    const b = await client.completions.create(req);
+    expect(a.choices.map((c) => c.text)).toEqual(b.choices.map((c) => c.text));
+    expect(new Set(a.choices.map((c) => c.text)).size).toBeGreaterThan(1);
+    expect(a.usage!.prompt_tokens).toBe(b.usage!.prompt_tokens);
+  });
+
+  it("stop strings end the text even across chunk boundaries, and never leak a partial stop string", async () => {
+    const full = await greedy(prompts[2]!, undefined, 40);
+    // A stop string that straddles token boundaries: take a slice of the greedy text.
+    const stop = full.slice(9, 14);
+    const cut = full.slice(0, full.indexOf(stop));
+    expect(stop.length).toBe(5);
+    const plain = await client.completions.create({ model: MODEL, prompt: prompts[2]!, max_tokens: 40, temperature: 0, stop: [stop] });
+    expect(plain.choices[0]!.text).toBe(cut);
+    expect(plain.choices[0]!.finish_reason).toBe("stop");
+    const stream = await client.completions.create({ model: MODEL, prompt: prompts[2]!, max_tokens: 40, temperature: 0, stop: [stop], stream: true });
+    let streamed = "";
+    const deltas: string[] = [];
+    for await (const chunk of stream) {
+      const t = chunk.choices[0]?.text ?? "";
+      deltas.push(t);
+      streamed += t;
+      expect(streamed.includes(stop)).toBe(false);
+    }
+    expect(streamed).toBe(cut);
+  });
+
+  it("a cancelled stream frees its blocks at the next step", async () => {
+    const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Talk for a long time" }], max_tokens: 2000, stream: true, temperature: 0.8 });
+    let n = 0;
+    for await (const _ of stream) if (++n === 3) break; // breaking aborts the HTTP request
+    const deadline = Date.now() + 10_000;
+    let l = await load();
+    while ((l.running > 0 || l.kv_blocks.used > 0) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      l = await load();
+    }
+    expect(l.running).toBe(0);
+    expect(l.kv_blocks.used).toBe(0);
+  });
+
+  it("prefix cache: a repeated prefix is counted as cached tokens for the same tenant, never across tenants", async () => {
+    const system = "You are a helpful assistant for the edge gateway. ".repeat(12);
+    const ask = async (tenant: string, q: string) =>
+      client.chat.completions.create(
+        { model: MODEL, messages: [{ role: "system", content: system }, { role: "user", content: q }], max_tokens: 2, temperature: 0 },
+        { headers: { "x-tenant-id": tenant } },
+      );
+    const first = await ask("tenant-a", "first question");
+    expect(first.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    const second = await ask("tenant-a", "second question");
+    const cached = second.usage!.prompt_tokens_details!.cached_tokens!;
+    expect(cached).toBeGreaterThanOrEqual(64);
+    expect(cached % 16).toBe(0);
+    const usage = second.usage as unknown as { prompt_cache_hit_tokens: number; prompt_cache_miss_tokens: number };
+    expect(usage.prompt_cache_hit_tokens).toBe(cached);
+    expect(usage.prompt_cache_miss_tokens).toBe(second.usage!.prompt_tokens - cached);
+    const otherTenant = await ask("tenant-b", "second question");
+    expect(otherTenant.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+  });
+
+  it("refuses prompts beyond the context with context_length_exceeded", async () => {
+    const err = await client.completions.create({ model: MODEL, prompt: "word ".repeat(5000), max_tokens: 10 }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.code).toBe("context_length_exceeded");
+    const err2 = await client.completions.create({ model: MODEL, prompt: "hi", max_tokens: 100_000 }).catch((e) => e);
+    expect(err2.code).toBe("context_length_exceeded");
+  });
+
+  it("answers bad requests with OpenAI errors and keeps serving", async () => {
+    const bad = await fetch(`${pod.url}/v1/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    expect(bad.status).toBe(400);
+    const wrongModel = await client.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] }).catch((e) => e);
+    expect(wrongModel.status).toBe(404);
+    const image = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "data:," } }] }] }).catch((e) => e);
+    expect(image.status).toBe(400);
+    const fim = await client.completions.create({ model: MODEL, prompt: "def f(", suffix: "return x", max_tokens: 4 });
+    expect(fim.choices[0]!.text.length).toBeGreaterThanOrEqual(0);
+    expect((await greedy("still alive?")).length).toBeGreaterThan(0);
+  });
+
+  it("logprobs: chat top_logprobs and completion logprobs are well-formed", async () => {
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 5, temperature: 0, logprobs: true, top_logprobs: 3 });
+    const content = chat.choices[0]!.logprobs!.content!;
+    expect(content).toHaveLength(5);
+    for (const t of content) {
+      expect(t.top_logprobs).toHaveLength(3);
+      expect(t.logprob).toBeLessThanOrEqual(0);
+      // Greedy: the chosen token is the most likely one.
+      expect(t.logprob).toBeCloseTo(t.top_logprobs[0]!.logprob, 6);
+    }
+    const cmpl = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 4, logprobs: 2, temperature: 0 });
+    expect(cmpl.choices[0]!.logprobs!.tokens).toHaveLength(4);
+    expect(cmpl.choices[0]!.logprobs!.text_offset![0]).toBe(0);
+  });
+});

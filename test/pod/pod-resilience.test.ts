@@ -1,0 +1,77 @@
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startPod, type PodProcess } from "../support/pod-process.js";
+
+const MODEL = "deepseek-v3-tiny";
+const pods: PodProcess[] = [];
+let reference: OpenAI;
+
+const clientFor = (p: PodProcess) => new OpenAI({ baseURL: `${p.url}/v1`, apiKey: "unused", maxRetries: 0 });
+const prompts = Array.from({ length: 8 }, (_, i) => `Request number ${i}: tell me about the edge gateway and its tenants`);
+
+async function greedyAll(client: OpenAI, maxTokens = 40): Promise<string[]> {
+  const rs = await Promise.all(prompts.map((prompt) => client.completions.create({ model: MODEL, prompt, max_tokens: maxTokens, temperature: 0 })));
+  return rs.map((r) => r.choices[0]!.text);
+}
+
+let expected: string[];
+
+beforeAll(async () => {
+  const ref = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
+  pods.push(ref);
+  reference = clientFor(ref);
+  expected = [];
+  for (const prompt of prompts) {
+    expected.push((await reference.completions.create({ model: MODEL, prompt, max_tokens: 40, temperature: 0 })).choices[0]!.text);
+  }
+});
+afterAll(async () => {
+  await Promise.all(pods.map((p) => p.stop("SIGKILL")));
+});
+
+describe("pod under pressure", () => {
+  it("preemption under a tiny KV budget still completes every request correctly", async () => {
+    // 10 blocks of 16 = 160 token slots for 8 sequences of ~55 tokens each.
+    const small = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--kv-blocks", "10", "--block-size", "16"]);
+    pods.push(small);
+    expect(await greedyAll(clientFor(small))).toEqual(expected);
+    const load = (await (await fetch(`${small.url}/load`)).json()) as { totals: { preemptions: number }; kv_blocks: { used: number } };
+    expect(load.totals.preemptions).toBeGreaterThan(0);
+    expect(load.kv_blocks.used).toBe(0);
+  });
+
+  it("expert parallelism: --ep 2 (with hot-expert replicas) gives the same tokens as one process", async () => {
+    const ep = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--ep", "2", "--ep-replicas", "2", "--ep-rebalance-every", "5"]);
+    pods.push(ep);
+    expect(await greedyAll(clientFor(ep))).toEqual(expected);
+    const load = (await (await fetch(`${ep.url}/load`)).json()) as { experts: { kind: string; ranks: number; replicas: Record<string, number[]> } };
+    expect(load.experts).toMatchObject({ kind: "expert-parallel", ranks: 2 });
+    expect(Object.keys(load.experts.replicas).length).toBeGreaterThan(0);
+  });
+
+  it("per-token expert loop (grouping disabled) gives the same tokens", async () => {
+    const naive = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--no-expert-grouping"]);
+    pods.push(naive);
+    expect(await greedyAll(clientFor(naive))).toEqual(expected);
+  });
+
+  it("drains on SIGTERM: running streams finish, new requests are refused, the process exits 0", async () => {
+    const pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
+    pods.push(pod);
+    const client = clientFor(pod);
+    const stream = await client.completions.create({ model: MODEL, prompt: "A long story:", max_tokens: 300, temperature: 0.7, stream: true });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const exit = pod.stop("SIGTERM");
+    // Wait until the pod reports draining, then check that it refuses new work.
+    let health = await fetch(`${pod.url}/health`);
+    while (health.status === 200) health = await fetch(`${pod.url}/health`);
+    expect(health.status).toBe(503);
+    const refused = await client.completions.create({ model: MODEL, prompt: "x", max_tokens: 2 }).catch((e) => e);
+    expect(refused.status).toBe(503);
+    let finish: string | null = null;
+    for (let r = await it.next(); !r.done; r = await it.next()) finish = r.value.choices[0]?.finish_reason ?? finish;
+    expect(finish).toBe("length");
+    expect(await exit).toBe(0);
+  });
+});

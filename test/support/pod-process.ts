@@ -1,0 +1,55 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+
+export interface PodProcess {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** Lines the pod printed (JSON logs). */
+  logs: string[];
+  /** Sends a signal and waits for exit; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts a real pod process (`gpu-backend/server/main.ts`) and resolves once it logs "ready". */
+export function startPod(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<PodProcess> {
+  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/server/main.ts", "--port", "0", ...args], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: string[] = [];
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`pod did not become ready in ${timeoutMs} ms:\n${logs.join("\n")}`));
+    }, timeoutMs);
+    createInterface({ input: proc.stderr! }).on("line", (l) => logs.push(l));
+    createInterface({ input: proc.stdout! }).on("line", (line) => {
+      logs.push(line);
+      let msg: { msg?: string; port?: number };
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (msg.msg === "ready" && msg.port) {
+        clearTimeout(timer);
+        resolve({
+          url: `http://127.0.0.1:${msg.port}`,
+          port: msg.port,
+          proc,
+          logs,
+          stop: (signal = "SIGTERM") => {
+            if (proc.exitCode === null) proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`pod exited with ${code} before ready:\n${logs.join("\n")}`));
+    });
+  });
+}

@@ -1,0 +1,202 @@
+import { describe, expect, it } from "vitest";
+import type { DeepSeekModel, SequenceStep } from "../../gpu-backend/engine/model.js";
+import { BlockPool, blockHash, chainSeed } from "../../gpu-backend/kv/block-pool.js";
+import { SequenceSampler, topN, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
+import { StopMatcher } from "../../gpu-backend/sampling/stop-matcher.js";
+import { Scheduler } from "../../gpu-backend/scheduler/scheduler.js";
+import type { SequenceSpec } from "../../gpu-backend/scheduler/sequence.js";
+import { TenantQueues } from "../../gpu-backend/scheduler/tenant-queues.js";
+import { Detokenizer } from "../../gpu-backend/text/detokenizer.js";
+
+describe("BlockPool", () => {
+  it("hands out free blocks, then evicts cached ones least-recently-used first", () => {
+    const pool = new BlockPool(3, 4);
+    const [a, b, c] = [pool.allocate()!, pool.allocate()!, pool.allocate()!];
+    expect(pool.allocate()).toBeNull();
+    pool.register(a, "ha");
+    pool.register(b, "hb");
+    pool.release(b);
+    pool.release(a);
+    expect(pool.available).toBe(2);
+    expect(pool.lookup("ha")).toBe(a); // a is used again: b is now the LRU cached block
+    const d = pool.allocate();
+    expect(d).toBe(b);
+    expect(pool.lookup("hb")).toBeNull();
+    pool.release(c);
+    expect(pool.allocate()).toBe(c);
+  });
+
+  it("refuses double release", () => {
+    const pool = new BlockPool(1, 4);
+    const a = pool.allocate()!;
+    pool.release(a);
+    expect(() => pool.release(a)).toThrow();
+  });
+
+  it("chains hashes per tenant: same tokens, different tenant → different chain", () => {
+    const t = [1, 2, 3, 4];
+    expect(blockHash(chainSeed("a", "m"), t)).toBe(blockHash(chainSeed("a", "m"), t));
+    expect(blockHash(chainSeed("a", "m"), t)).not.toBe(blockHash(chainSeed("b", "m"), t));
+    expect(blockHash(chainSeed("a", "m"), t)).not.toBe(blockHash(chainSeed("a", "m2"), t));
+    const h1 = blockHash(chainSeed("a", "m"), t);
+    expect(blockHash(h1, t)).not.toBe(h1);
+  });
+});
+
+describe("StopMatcher", () => {
+  it("holds back a possible stop prefix and cuts at the stop", () => {
+    const m = new StopMatcher(["STOP"]);
+    expect(m.push("hello S")).toEqual({ emit: "hello ", stopped: false });
+    expect(m.push("T")).toEqual({ emit: "", stopped: false });
+    expect(m.push("x")).toEqual({ emit: "STx", stopped: false });
+    expect(m.push("yS")).toEqual({ emit: "y", stopped: false });
+    expect(m.push("TOP and more")).toEqual({ emit: "", stopped: true });
+  });
+  it("takes the earliest of several stops and flushes held text at the end", () => {
+    const m = new StopMatcher(["\n\n", "END"]);
+    expect(m.push("a\nbEN")).toEqual({ emit: "a\nb", stopped: false });
+    expect(m.flush()).toBe("EN");
+    const m2 = new StopMatcher(["xyz", "y"]);
+    expect(m2.push("axyz")).toEqual({ emit: "a", stopped: true }); // "xyz" starts first
+  });
+});
+
+describe("Detokenizer", () => {
+  it("releases text only once a multi-byte character is complete", () => {
+    // A toy byte-level vocabulary: each id is one UTF-8 byte.
+    const decode = (ids: number[]) => new TextDecoder().decode(Uint8Array.from(ids));
+    const d = new Detokenizer(decode);
+    const bytes = [...new TextEncoder().encode("a€b")]; // € is 3 bytes
+    expect(bytes.map((b) => d.push(b))).toEqual(["a", "", "", "€", "b"]);
+  });
+});
+
+describe("sampler", () => {
+  const base: SamplingParams = { temperature: 1, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, logitBias: new Map(), seed: 1, logprobs: false, topLogprobs: 0 };
+  const logits = Float32Array.from([2, 1, 0.5, 0, -1, 3, 0.1, 0.2]);
+
+  it("is greedy at temperature 0", () => {
+    expect(new SequenceSampler({ ...base, temperature: 0 }).sample(logits).token).toBe(5);
+  });
+  it("is reproducible per seed", () => {
+    const draw = (seed: number) => {
+      const s = new SequenceSampler({ ...base, seed });
+      return Array.from({ length: 20 }, () => s.sample(logits).token);
+    };
+    expect(draw(3)).toEqual(draw(3));
+    expect(draw(3)).not.toEqual(draw(4));
+  });
+  it("top_k and top_p restrict the support", () => {
+    const k = new SequenceSampler({ ...base, topK: 2, seed: 9 });
+    // Probabilities: P(5) ≈ 0.565, P(0) ≈ 0.208, the rest below 0.08 each.
+    const p50 = new SequenceSampler({ ...base, topP: 0.5, seed: 9 });
+    const p70 = new SequenceSampler({ ...base, topP: 0.7, seed: 9 });
+    const seen70 = new Set<number>();
+    for (let i = 0; i < 200; i++) {
+      expect([5, 0]).toContain(k.sample(logits).token);
+      expect(p50.sample(logits).token).toBe(5);
+      seen70.add(p70.sample(logits).token);
+    }
+    expect([...seen70].sort()).toEqual([0, 5]);
+  });
+  it("logit bias and penalties move the choice", () => {
+    expect(new SequenceSampler({ ...base, temperature: 0, logitBias: new Map([[4, 100]]) }).sample(logits).token).toBe(4);
+    const s = new SequenceSampler({ ...base, temperature: 0, frequencyPenalty: 2 });
+    s.observe(5);
+    expect(s.sample(logits).token).toBe(0); // 3 - 2 = 1 < 2
+  });
+  it("reports log-probabilities from the raw distribution", () => {
+    const r = new SequenceSampler({ ...base, temperature: 0, logprobs: true, topLogprobs: 2 }).sample(logits);
+    const lse = Math.log([...logits].reduce((a, x) => a + Math.exp(x), 0));
+    expect(r.logprob).toBeCloseTo(3 - lse, 6);
+    expect(r.top.map((t) => t.token)).toEqual([5, 0]);
+  });
+  it("topN keeps order and ties", () => {
+    expect(topN([1, 3, 3, 2], 3)).toEqual([1, 2, 3]);
+  });
+});
+
+describe("TenantQueues", () => {
+  it("serves tenants round-robin", () => {
+    const q = new TenantQueues<string>();
+    for (let i = 0; i < 5; i++) q.push("flood", `f${i}`);
+    q.push("single", "s0");
+    const order: string[] = [];
+    while (q.size) {
+      const x = q.peek()!;
+      order.push(x);
+      q.remove(x.startsWith("f") ? "flood" : "single", x);
+    }
+    expect(order.slice(0, 2)).toEqual(["f0", "s0"]);
+  });
+});
+
+/** A stand-in for the model: logits depend only on (last token, position), so runs are deterministic. */
+function fakeModel(vocab = 16): DeepSeekModel {
+  const forward = async (seqs: SequenceStep[]) => {
+    const row = new Float32Array(1);
+    for (const s of seqs) for (let k = 0; k < s.tokens.length; k++) s.cache.write(0, s.past + k, row);
+    return {
+      logits: seqs.map((s) => {
+        if (s.logits === "none") return null;
+        const last = s.tokens[s.tokens.length - 1]!;
+        const pos = s.past + s.tokens.length - 1;
+        const l = new Float32Array(vocab);
+        l[(last * 7 + pos * 3 + 2) % vocab] = 10;
+        return l;
+      }),
+    };
+  };
+  return { config: { layers: 1, maxPositions: 4096, vocabSize: vocab }, cacheWidth: 1, forward } as unknown as DeepSeekModel;
+}
+
+function spec(tenant: string, prompt: number[], maxTokens: number, out: { order: string[]; tokens: number[] }, id: string): SequenceSpec {
+  return {
+    id,
+    salt: chainSeed(tenant, "m"),
+    tenant,
+    prompt,
+    maxTokens,
+    stop: [],
+    eosIds: [],
+    ignoreEos: true,
+    sampling: { temperature: 0, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, logitBias: new Map(), seed: 1, logprobs: false, topLogprobs: 0 },
+    decode: (ids) => ids.join(","),
+    sink: {
+      onToken: (_d, s) => out.tokens.push(s.token),
+      onFinish: () => out.order.push(id),
+    },
+  };
+}
+
+describe("Scheduler (with a deterministic stand-in model)", () => {
+  it("is fair between tenants: one tenant's flood does not starve another's single request", async () => {
+    const sched = new Scheduler(fakeModel(), { maxBatchTokens: 64, maxRunning: 2, numBlocks: 64, blockSize: 4 });
+    const out = { order: [] as string[], tokens: [] as number[] };
+    for (let i = 0; i < 10; i++) sched.submit(spec("flood", [1, 2, 3], 6, out, `flood-${i}`));
+    sched.submit(spec("single", [4, 5, 6], 6, out, "single"));
+    sched.start();
+    while (out.order.length < 11) await new Promise((r) => setTimeout(r, 1));
+    await sched.stop();
+    expect(out.order.indexOf("single")).toBeLessThanOrEqual(2);
+  });
+
+  it("preempts when blocks run out and still produces the same tokens", async () => {
+    const run = async (numBlocks: number) => {
+      const sched = new Scheduler(fakeModel(), { maxBatchTokens: 64, maxRunning: 8, numBlocks, blockSize: 4 });
+      const outs = Array.from({ length: 6 }, () => ({ order: [] as string[], tokens: [] as number[] }));
+      outs.forEach((o, i) => sched.submit(spec("t", [i + 1, i + 2, i + 3, i + 4, i + 5], 12, o, `s${i}`)));
+      sched.start();
+      while (outs.some((o) => o.order.length === 0)) await new Promise((r) => setTimeout(r, 1));
+      const stats = sched.stats();
+      await sched.stop();
+      return { tokens: outs.map((o) => o.tokens), stats };
+    };
+    const roomy = await run(64);
+    const tight = await run(6);
+    expect(tight.tokens).toEqual(roomy.tokens);
+    expect(tight.stats.preemptions).toBeGreaterThan(0);
+    expect(roomy.stats.preemptions).toBe(0);
+    expect(tight.stats.blocks.used).toBe(0);
+  });
+});
