@@ -14,8 +14,8 @@ export default defineConfig({
       },
       {
         test: {
-          name: "pod",
-          include: ["test/pod/**/*.test.ts"],
+          name: "integration",
+          include: ["test/pod/**/*.test.ts", "test/e2e/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/support/tiny-model-setup.ts"],
           testTimeout: 120_000,

@@ -1,6 +1,6 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { startPod, type PodProcess } from "../support/pod-process.js";
+import { startPod, type PodProcess } from "../../scripts/pod-process.js";
 
 const MODEL = "deepseek-v3-tiny";
 const pods: PodProcess[] = [];

@@ -1,0 +1,95 @@
+import { parseArgs } from "node:util";
+
+/**
+ * `npm run admin -- <command>`: a thin CLI over the gateway's admin API. Prints the API's JSON.
+ *   tenants create <name> | tenants list [--name N] | tenants get <id> | tenants suspend <id> | tenants activate <id>
+ *   keys create <tenant> [--name N] [--models a,b] [--expires-at <unix seconds | ISO date>]
+ *   keys list <tenant> | keys revoke <key-id> | keys rotate <key-id> [--grace-seconds N]
+ * Environment: GATEWAY_URL (default http://127.0.0.1:8787), GATEWAY_ADMIN_TOKEN (required).
+ */
+const USAGE = `usage: npm run admin -- <command>
+  tenants create <name>
+  tenants list [--name <name>]
+  tenants get <tenant-id>
+  tenants suspend <tenant-id> | tenants activate <tenant-id>
+  keys create <tenant-id> [--name <name>] [--models a,b] [--expires-at <unix seconds | ISO date>]
+  keys list <tenant-id>
+  keys revoke <key-id>
+  keys rotate <key-id> [--grace-seconds <n>]
+environment: GATEWAY_URL (default http://127.0.0.1:8787), GATEWAY_ADMIN_TOKEN`;
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    name: { type: "string" },
+    models: { type: "string" },
+    "expires-at": { type: "string" },
+    "grace-seconds": { type: "string" },
+  },
+});
+
+function expiry(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = /^\d+$/.test(v) ? Number(v) : Math.floor(Date.parse(v) / 1000);
+  if (!Number.isFinite(n)) throw new Error(`--expires-at: cannot read '${v}' as unix seconds or a date`);
+  return n;
+}
+
+async function main(): Promise<number> {
+  const base = (process.env.GATEWAY_URL ?? "http://127.0.0.1:8787").replace(/\/$/, "");
+  const token = process.env.GATEWAY_ADMIN_TOKEN;
+  if (!token) {
+    console.error("GATEWAY_ADMIN_TOKEN is not set (npm start prints it)");
+    return 2;
+  }
+  const [group, cmd, arg] = positionals;
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    (res.ok ? console.log : console.error)(text);
+    return res.ok ? 0 : 1;
+  };
+  const need = (what: string) => {
+    if (!arg) throw new Error(`missing <${what}>\n${USAGE}`);
+    return encodeURIComponent(arg);
+  };
+  switch (`${group} ${cmd}`) {
+    case "tenants create":
+      return call("POST", "/tenants", { name: arg ?? values.name });
+    case "tenants list":
+      return call("GET", `/tenants${values.name ? `?name=${encodeURIComponent(values.name)}` : ""}`);
+    case "tenants get":
+      return call("GET", `/tenants/${need("tenant-id")}`);
+    case "tenants suspend":
+      return call("PATCH", `/tenants/${need("tenant-id")}`, { status: "suspended" });
+    case "tenants activate":
+      return call("PATCH", `/tenants/${need("tenant-id")}`, { status: "active" });
+    case "keys create":
+      return call("POST", `/tenants/${need("tenant-id")}/keys`, {
+        ...(values.name ? { name: values.name } : {}),
+        ...(values.models ? { models: values.models.split(",").map((m) => m.trim()).filter(Boolean) } : {}),
+        ...(values["expires-at"] ? { expires_at: expiry(values["expires-at"]) } : {}),
+      });
+    case "keys list":
+      return call("GET", `/tenants/${need("tenant-id")}/keys`);
+    case "keys revoke":
+      return call("DELETE", `/keys/${need("key-id")}`);
+    case "keys rotate":
+      return call("POST", `/keys/${need("key-id")}/rotate`, values["grace-seconds"] ? { grace_seconds: Number(values["grace-seconds"]) } : {});
+    default:
+      console.error(USAGE);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,120 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { freePort, startStack, type Stack } from "../../scripts/stack.js";
+
+const run = promisify(execFile);
+const MODEL = "deepseek-v3-tiny";
+let stack: Stack;
+let persist: string;
+let client: OpenAI;
+const logs: string[] = [];
+
+beforeAll(async () => {
+  persist = mkdtempSync(join(tmpdir(), "stack-"));
+  stack = await startStack({
+    gatewayPort: await freePort(),
+    persistDir: persist,
+    modelDir: inject("tinyModelDir"),
+    modelId: MODEL,
+    pods: [{ id: "pod-e2e", port: 0 }],
+    vars: { AUTH_CACHE_TTL_SECONDS: "2" },
+    log: (l) => logs.push(l),
+  });
+  client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.demoKey, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+  rmSync(persist, { recursive: true, force: true });
+});
+
+describe("the gateway in front of a real pod, driven by the official openai SDK", () => {
+  it("lists models", async () => {
+    const models = await client.models.list();
+    expect(models.data.map((m) => m.id)).toEqual([MODEL]);
+    expect((await client.models.retrieve(MODEL)).id).toBe(MODEL);
+  });
+
+  it("answers a chat completion with usage", async () => {
+    const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Hello!" }], max_tokens: 8, temperature: 0 });
+    expect(r.object).toBe("chat.completion");
+    expect(r.choices[0]!.message.role).toBe("assistant");
+    expect(r.usage!.completion_tokens).toBeGreaterThan(0);
+    expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
+  });
+
+  it("streams chunks, then exactly one usage chunk, and ends at [DONE]", async () => {
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Stream please" }],
+      max_tokens: 12,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    const withUsage = chunks.filter((c) => c.usage);
+    expect(withUsage).toHaveLength(1);
+    expect(chunks.at(-1)).toBe(withUsage[0]);
+    expect(withUsage[0]!.choices).toEqual([]);
+    expect(chunks.slice(0, -1).every((c) => c.choices.length === 1)).toBe(true);
+    const text = chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+    const plain = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Stream please" }], max_tokens: 12, temperature: 0 });
+    expect(text).toBe(plain.choices[0]!.message.content);
+    expect(withUsage[0]!.usage!.completion_tokens).toBe(plain.usage!.completion_tokens);
+  });
+
+  it("streams legacy completions", async () => {
+    const stream = await client.completions.create({ model: MODEL, prompt: "Once upon a time", max_tokens: 6, stream: true, temperature: 0 });
+    let text = "";
+    for await (const c of stream) text += c.choices[0]?.text ?? "";
+    const plain = await client.completions.create({ model: MODEL, prompt: "Once upon a time", max_tokens: 6, temperature: 0 });
+    expect(text).toBe(plain.choices[0]!.text);
+  });
+
+  it("a wrong key is an AuthenticationError", async () => {
+    const bad = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: "sk-this-key-does-not-exist-000000000000", maxRetries: 0 });
+    const err = await bad.models.list().catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect(err.code).toBe("invalid_api_key");
+  });
+
+  it("the pod's errors reach the client unchanged (context_length_exceeded)", async () => {
+    const err = await client.completions.create({ model: MODEL, prompt: "hi", max_tokens: 1_000_000 }).catch((e) => e);
+    expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(err.code).toBe("context_length_exceeded");
+  });
+
+  it("admin CLI: create tenant → create key → use key → revoke → 401 within the cache time", async () => {
+    const env = { ...process.env, GATEWAY_URL: stack.gatewayUrl, GATEWAY_ADMIN_TOKEN: stack.adminToken };
+    const cli = async (...args: string[]) => JSON.parse((await run("npm", ["run", "-s", "admin", "--", ...args], { env })).stdout);
+    const tenant = await cli("tenants", "create", "cli-co");
+    const key = await cli("keys", "create", tenant.id, "--name", "ci", "--models", MODEL);
+    expect(key.key).toMatch(/^sk-/);
+    const own = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: key.key, maxRetries: 0 });
+    expect((await own.models.list()).data).toHaveLength(1);
+    const listed = await cli("keys", "list", tenant.id);
+    expect(listed.data[0].display_prefix).toBe(`sk-...${key.key.slice(-4)}`);
+    const revoked = await cli("keys", "revoke", key.id);
+    expect(revoked.status).toBe("revoked");
+    const deadline = Date.now() + 2000 + 1000; // AUTH_CACHE_TTL_SECONDS=2 in this stack
+    let err: unknown = null;
+    while (Date.now() < deadline) {
+      err = await own.models.list().then(() => null, (e) => e);
+      if (err) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it("every response carries x-request-id", async () => {
+    const { response } = await client.models.list().withResponse();
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/);
+  });
+});
