@@ -18,6 +18,8 @@ export interface StackOptions {
   modelId: string;
   /** Pods to start (port 0 = any free port). */
   pods: { id: string; port: number; args?: string[] }[];
+  /** Catalog entries for other upstreams (benchmarks, external engines), added to the pods' model. */
+  extraModels?: { id: string; upstreams: string[] }[];
   adminToken?: string;
   demoKey?: string;
   /** Extra worker vars (e.g. a short AUTH_CACHE_TTL_SECONDS in tests). */
@@ -103,7 +105,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
     mkdirSync(o.persistDir, { recursive: true });
     await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", o.persistDir], log);
-    const models = [{ id: o.modelId, owned_by: "moe-edge", upstreams: pods.map((p) => p.url) }];
+    const models = [...(pods.length ? [{ id: o.modelId, owned_by: "moe-edge", upstreams: pods.map((p) => p.url) }] : []), ...(o.extraModels ?? [])];
     const envFile = join(o.persistDir, "gateway.env");
     const vars: Record<string, string> = { GATEWAY_ADMIN_TOKEN: adminToken, MODELS: JSON.stringify(models), ...o.vars };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join("\n") + "\n", { mode: 0o600 });

@@ -1,0 +1,67 @@
+import autocannon from "autocannon";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { freePort, startStack } from "../scripts/stack.js";
+import { startScriptedUpstream } from "../test/support/scripted-upstream.js";
+
+/**
+ * `npm run -s bench:gateway -- --json [--duration 8]`
+ * The gateway's added latency and throughput: the same OpenAI-compatible upstream (an instant echo model)
+ * is loaded directly and through the gateway (wrangler dev / workerd, D1-backed API keys, every feature on),
+ * at 1 and 32 concurrent connections.
+ */
+const { values } = parseArgs({ options: { json: { type: "boolean", default: false }, duration: { type: "string", default: "8" } } });
+const duration = Number(values.duration);
+
+const upstream = await startScriptedUpstream();
+const persist = mkdtempSync(join(tmpdir(), "bench-gw-"));
+const stack = await startStack({
+  gatewayPort: await freePort(),
+  persistDir: persist,
+  modelDir: "",
+  modelId: "unused",
+  pods: [],
+  extraModels: [{ id: "test-echo", upstreams: [upstream.url] }],
+});
+
+const body = JSON.stringify({ model: "test-echo", messages: [{ role: "user", content: "measure the gateway overhead please" }], max_tokens: 16 });
+
+async function load(url: string, connections: number, auth: boolean) {
+  const r = await autocannon({
+    url: `${url}/v1/chat/completions`,
+    method: "POST",
+    connections,
+    duration,
+    headers: { "content-type": "application/json", ...(auth ? { authorization: `Bearer ${stack.demoKey}` } : {}) },
+    body,
+  });
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+  return { p50_ms: r.latency.p50, p99_ms: r.latency.p99, rps: Math.round(r.requests.average), requests: r.requests.total };
+}
+
+const results: Record<string, unknown> = {};
+try {
+  // Warm both paths (isolate start, D1 key lookup cache) before measuring.
+  await load(upstream.url, 4, false);
+  await load(stack.gatewayUrl, 4, true);
+  for (const c of [1, 32]) {
+    const direct = await load(upstream.url, c, false);
+    const gateway = await load(stack.gatewayUrl, c, true);
+    results[`c${c}`] = {
+      direct,
+      gateway,
+      added_p50_ms: +(gateway.p50_ms - direct.p50_ms).toFixed(2),
+      added_p99_ms: +(gateway.p99_ms - direct.p99_ms).toFixed(2),
+      rps_ratio_gateway_over_direct: +(gateway.rps / direct.rps).toFixed(3),
+    };
+  }
+} finally {
+  await stack.stop();
+  await upstream.close();
+  rmSync(persist, { recursive: true, force: true });
+}
+const report = { duration_s_per_run: duration, gateway: "wrangler dev (workerd), auth on (D1 + edge cache)", upstream: "instant OpenAI-compatible echo", ...results };
+console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
+process.exit(0);
