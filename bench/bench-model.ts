@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { DEMO_CORPUS } from "../gpu-backend/tools/corpus.js";
 import { writeRandomCheckpoint } from "../gpu-backend/tools/random-checkpoint.js";
+import { buildTokenizerFiles } from "../gpu-backend/tools/tokenizer-files.js";
 
 /**
  * The benchmark model (bench/bench-moe.config.json, the same config other engines were measured on): 204.5M
@@ -20,6 +22,12 @@ export function ensureBenchModel(dir = resolve("models/bench-moe"), log: (s: str
   if (!current) {
     log(`generating the benchmark checkpoint in ${dir} (once)…`);
     writeRandomCheckpoint(dir, config, BENCH_SEED, log);
+  }
+  if (!existsSync(join(dir, "tokenizer.json"))) {
+    // The pod needs text in and out; the benchmark model gets the demo tokenizer at its vocabulary size.
+    const { tokenizer, config: tokConfig } = buildTokenizerFiles(Number(config.vocab_size), DEMO_CORPUS);
+    writeFileSync(join(dir, "tokenizer.json"), JSON.stringify(tokenizer));
+    writeFileSync(join(dir, "tokenizer_config.json"), JSON.stringify(tokConfig, null, 2));
   }
   return dir;
 }

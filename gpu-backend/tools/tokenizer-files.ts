@@ -60,10 +60,9 @@ export function buildTokenizerFiles(vocabSize: number, corpus: string): { tokeni
   let id = head.length;
   for (const s of byteSyms) vocab[s] = id++;
   for (const [a, b] of merges) vocab[a + b] = id++;
-  // Pad with unused specials if the corpus ran out of merges, so ids stay dense up to vocab_size.
-  const filler: string[] = [];
-  while (id + tail.length < vocabSize) filler.push(`<｜reserved_${filler.length}｜>`), id++;
-  const specials = [...head.map((c, i) => ({ id: i, content: c })), ...[...filler, ...tail].map((c, i) => ({ id: id - filler.length + i, content: c }))];
+  // Pad with plain vocabulary entries no merge produces, so ids stay dense up to vocab_size.
+  for (let k = 0; id + tail.length < vocabSize; k++) vocab[`<unused_${k}>`] = id++;
+  const specials = [...head.map((c, i) => ({ id: i, content: c })), ...tail.map((c, i) => ({ id: id + i, content: c }))];
   const tokenizer = {
     version: "1.0",
     truncation: null,

@@ -59,8 +59,9 @@ describe("pod under pressure", () => {
     const pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
     pods.push(pod);
     const client = clientFor(pod);
-    const stream = await client.completions.create({ model: MODEL, prompt: "A long story:", max_tokens: 300, temperature: 0.7, stream: true });
-    const it = stream[Symbol.asyncIterator]();
+    // ignore_eos (a vLLM extension the pod honours) so the stream surely runs to max_tokens.
+    const stream = await client.completions.create({ model: MODEL, prompt: "A long story:", max_tokens: 500, temperature: 0.7, seed: 5, stream: true, ignore_eos: true } as never);
+    const it = (stream as unknown as AsyncIterable<OpenAI.Completions.Completion>)[Symbol.asyncIterator]();
     await it.next();
     const exit = pod.stop("SIGTERM");
     // Wait until the pod reports draining, then check that it refuses new work.

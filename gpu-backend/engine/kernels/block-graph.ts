@@ -60,9 +60,8 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     q = linear(g, xn, "q", W("self_attn.q_proj.weight", [qOut, H]), qOut, H);
   }
   const bTqShape = g.op("Concat", [B, Tq], { axis: A.i(0) });
-  const q4 = g.op("Reshape", [q, g.op("Concat", [bTqShape, g.i64([nh, nope + R])], { axis: A.i(0) })]);
-  const qh = g.op("Transpose", [q4], { perm: A.ints([0, 2, 1, 3]) });
-  const [qNope, qPe] = g.opN("Split", [qh, g.i64([nope, R])], 2, { axis: A.i(-1) });
+  const q3 = g.op("Reshape", [q, g.i64([-1, nh, nope + R])]); // [T, nh, nope+R]
+  const [qNope, qPe] = g.opN("Split", [q3, g.i64([nope, R])], 2, { axis: A.i(-1) });
 
   // kv_b_proj [nh·(nope+v), kvl] → per head: W_UK [nope, kvl] (absorbed into q), W_UV [v, kvl] (applied after).
   const kvb = W("self_attn.kv_b_proj.weight", [nh * (nope + vd), kvl]);
@@ -73,15 +72,18 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     wuk.set(rows.subarray(0, nope * kvl), h * nope * kvl);
     wuvT.set(transpose(rows.subarray(nope * kvl), vd, kvl), h * kvl * vd);
   }
-  const qAbs = g.op("MatMul", [qNope!, g.weight("w_uk", wuk, [nh, nope, kvl])]); // [B, nh, Tq, kvl]
+  // Heads first, every token of the step as rows: nh GEMMs of T rows each.
+  const headsFirst = (t: string) => g.op("Transpose", [t], { perm: A.ints([1, 0, 2]) });
+  const qAbs = headsFirst(g.op("MatMul", [headsFirst(qNope!), g.weight("w_uk", wuk, [nh, nope, kvl])])); // [T, nh, kvl]
 
-  // Rotary angles per token, shaped to broadcast over heads: [B, 1, Tq, R/2, 1].
-  const angleShape = g.op("Concat", [B, g.i64([1]), Tq, g.i64([R / 2, 1])], { axis: A.i(0) });
-  const cosQ = g.op("Reshape", [cos, angleShape]);
-  const sinQ = g.op("Reshape", [sin, angleShape]);
-  const qPeRot = ropeInterleaved(g, qPe!, cosQ, sinQ, [0, 0, 0, R / 2, 2], [0, 0, 0, R]);
+  const cosQ = g.op("Reshape", [cos, g.i64([-1, 1, R / 2, 1])]);
+  const sinQ = g.op("Reshape", [sin, g.i64([-1, 1, R / 2, 1])]);
+  const qPeRot = ropeInterleaved(g, qPe!, cosQ, sinQ, [0, 0, R / 2, 2], [0, 0, R]);
   const scale = g.f32(softmaxScale(cfg));
-  const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [B, nh, Tq, D]
+  const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [T, nh, D]
+  // Per sequence, its heads × new tokens form the rows of one GEMM against its keys: [B, nh·Tq, D].
+  const q4 = g.op("Reshape", [qCat, g.op("Concat", [bTqShape, g.i64([nh, D])], { axis: A.i(0) })]);
+  const qRows = g.op("Reshape", [g.op("Transpose", [q4], { perm: A.ints([0, 2, 1, 3]) }), g.op("Concat", [B, g.i64([-1, D])], { axis: A.i(0) })]);
 
   // The new tokens' cache rows.
   const kva = linear(g, xn, "kv_a", W("self_attn.kv_a_proj_with_mqa.weight", [kvl + R, H]), kvl + R, H);
@@ -93,10 +95,10 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const kvNew = g.op("Concat", [cN, kpeRot], { axis: A.i(-1) }); // [T, D]
   g.output(kvNew, "kv", ["T", D]);
 
-  // Keys = past rows ‖ new rows, one latent per position shared by all heads: [B, 1, P+Tq, D].
+  // Keys = past rows ‖ new rows, one latent per position shared by all heads: [B, P+Tq, D].
   const kvNew3 = g.op("Reshape", [kvNew, g.op("Concat", [bTqShape, g.i64([D])], { axis: A.i(0) })]);
-  const keys = g.op("Unsqueeze", [g.op("Concat", [past, kvNew3], { axis: A.i(1) }), g.i64([1])]);
-  const scores = g.op("MatMul", [qCat, g.op("Transpose", [keys], { perm: A.ints([0, 1, 3, 2]) })]); // [B, nh, Tq, P+Tq]
+  const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
+  const scores = g.op("MatMul", [qRows, g.op("Transpose", [keys], { perm: A.ints([0, 2, 1]) })]); // [B, nh·Tq, P+Tq]
 
   // Mask: past row n is visible iff n < past_len[b]; new row j is visible to new token i iff j <= i.
   const zero = g.f32(0);
@@ -109,14 +111,17 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const newOk = g.op("LessOrEqual", [newIdx, g.op("Unsqueeze", [newIdx, g.i64([1])])]); // [Tq, Tq]
   const fullShape = g.op("Concat", [B, g.i64([1]), Tq, P], { axis: A.i(0) });
   const newShape = g.op("Concat", [B, g.i64([1]), Tq, Tq], { axis: A.i(0) });
-  const mask = g.op("Concat", [g.op("Expand", [pastOk, fullShape]), g.op("Expand", [newOk, newShape])], { axis: A.i(-1) });
-  const probs = g.op("Softmax", [g.op("Where", [mask, scores, g.f32(-Infinity)])], { axis: A.i(-1) });
+  const mask = g.op("Concat", [g.op("Expand", [pastOk, fullShape]), g.op("Expand", [newOk, newShape])], { axis: A.i(-1) }); // [B,1,Tq,P+Tq]
+  const scores4 = g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]);
+  const probs4 = g.op("Softmax", [g.op("Where", [mask, scores4, g.f32(-Infinity)])], { axis: A.i(-1) });
+  const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
 
   // Values are the latents; the value half of kv_b_proj maps each head's latent mix to v_head_dim.
-  const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([3])]);
-  const oLat = g.op("MatMul", [probs, latents]); // [B, nh, Tq, kvl]
-  const oV = g.op("MatMul", [oLat, g.weight("w_uv_t", wuvT, [nh, kvl, vd])]); // [B, nh, Tq, v]
-  const oFlat = g.op("Reshape", [g.op("Transpose", [oV], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh * vd])]);
+  const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
+  const oRows = g.op("MatMul", [probs, latents]); // [B, nh·Tq, kvl]
+  const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
+  const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
+  const oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
   const attn = linear(g, oFlat, "o_proj", W("self_attn.o_proj.weight", [H, nh * vd]), H, nh * vd);
   const h = g.op("Add", [x, attn]);
   const hn = rmsNorm(g, h, "post_norm", W("post_attention_layernorm.weight", [H]), cfg.rmsEps);
