@@ -18,6 +18,8 @@ export default defineConfig({
           include: ["test/pod/**/*.test.ts", "test/e2e/**/*.test.ts"],
           environment: "node",
           globalSetup: ["test/support/tiny-model-setup.ts"],
+          // Each file runs real processes (pods, wrangler); one at a time keeps two cores from thrashing.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },
@@ -34,12 +36,17 @@ export default defineConfig({
               { id: "test-failover", upstreams: [DEAD, upstream], upstream_model: "test-echo" } as never,
               { id: "test-dead", upstreams: [DEAD, DEAD] },
               { id: "test-all-500", upstreams: [upstream, upstream], upstream_model: "test-500" } as never,
+              { id: "test-registry", upstreams: [] } as never,
+              { id: "test-unserved", upstreams: [] } as never,
             );
             return {
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
                 bindings: {
                   GATEWAY_ADMIN_TOKEN: "test-admin-token",
+                  POD_SHARED_SECRET: "test-pod-secret",
+                  HEALTH_SNAPSHOT_MS: "100",
+                  REGISTRY_CACHE_MS: "0",
                   MODELS: JSON.stringify(models),
                   AUTH_CACHE_TTL_SECONDS: "1",
                   UPSTREAM_TIMEOUT_MS: "5000",

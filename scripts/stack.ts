@@ -16,8 +16,12 @@ export interface StackOptions {
   persistDir: string;
   modelDir: string;
   modelId: string;
-  /** Pods to start (port 0 = any free port). */
-  pods: { id: string; port: number; args?: string[] }[];
+  /** Regions of the backend registry (seeded through the admin API). */
+  regions?: { id: string; name: string; latitude: number; longitude: number }[];
+  /** Pods to start (port 0 = any free port), registered in their region. */
+  pods: PodSpec[];
+  /** Where the local gateway believes clients are (its `request.cf` latitude/longitude). */
+  clientLocation?: { latitude: number; longitude: number };
   /** Catalog entries for other upstreams (benchmarks, external engines), added to the pods' model. */
   extraModels?: { id: string; upstreams: string[] }[];
   adminToken?: string;
@@ -27,13 +31,25 @@ export interface StackOptions {
   log?: (line: string) => void;
 }
 
+export interface PodSpec {
+  id: string;
+  port: number;
+  region: string;
+  args?: string[];
+}
+
 export interface Stack {
   gatewayUrl: string;
   adminToken: string;
   demoKey: string;
   demoTenant: string;
-  pods: PodProcess[];
+  /** Running pods by id (replaced by restartPod). */
+  pods: Map<string, PodProcess>;
   gateway: ChildProcess;
+  /** Kills a pod abruptly (SIGKILL), as a crash would. */
+  killPod(id: string): Promise<void>;
+  /** Starts a pod again on its previous port. */
+  restartPod(id: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -82,8 +98,21 @@ async function waitFor(url: string, timeoutMs: number, alive: () => boolean): Pr
 export async function startStack(o: StackOptions): Promise<Stack> {
   const log = o.log ?? (() => {});
   const adminToken = o.adminToken ?? generateApiKey().replace(/^sk-/, "adm-");
-  const pods: PodProcess[] = [];
+  // Edge and pods share a fresh signing secret per stack.
+  const podSecret = generateApiKey().replace(/^sk-/, "pod-");
+  const pods = new Map<string, PodProcess>();
+  const ports = new Map<string, number>();
   let gateway: ChildProcess | null = null;
+  const launch = async (p: PodSpec, port: number) => {
+    const pod = await startPod(
+      ["--model", o.modelDir, "--served-model-name", o.modelId, "--pod-id", p.id, "--port", String(port), ...(p.args ?? [])],
+      { POD_EDGE_SECRET: podSecret },
+    );
+    pods.set(p.id, pod);
+    ports.set(p.id, pod.port);
+    log(`pod ${p.id} ready on ${pod.url}`);
+    return pod;
+  };
   const stop = async () => {
     if (gateway && gateway.exitCode === null) {
       const exited = new Promise((r) => gateway!.once("exit", r));
@@ -94,33 +123,52 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       }
       await exited;
     }
-    await Promise.all(pods.map((p) => p.stop()));
+    await Promise.all([...pods.values()].map((p) => p.stop()));
   };
   try {
-    const started = await Promise.all(
-      o.pods.map((p) => startPod(["--model", o.modelDir, "--served-model-name", o.modelId, "--pod-id", p.id, "--port", String(p.port), ...(p.args ?? [])])),
-    );
-    pods.push(...started);
-    for (const p of pods) log(`pod ${p.url} ready`);
+    await Promise.all(o.pods.map((p) => launch(p, p.port)));
 
     mkdirSync(o.persistDir, { recursive: true });
     await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", o.persistDir], log);
-    const models = [...(pods.length ? [{ id: o.modelId, owned_by: "moe-edge", upstreams: pods.map((p) => p.url) }] : []), ...(o.extraModels ?? [])];
+    const models = [...(o.pods.length ? [{ id: o.modelId, owned_by: "moe-edge" }] : []), ...(o.extraModels ?? [])];
     const envFile = join(o.persistDir, "gateway.env");
-    const vars: Record<string, string> = { GATEWAY_ADMIN_TOKEN: adminToken, MODELS: JSON.stringify(models), ...o.vars };
+    const vars: Record<string, string> = { GATEWAY_ADMIN_TOKEN: adminToken, POD_SHARED_SECRET: podSecret, MODELS: JSON.stringify(models), ...o.vars };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join("\n") + "\n", { mode: 0o600 });
     const inspector = await freePort();
+    // The local stand-in for Cloudflare's request.cf: where clients are, for nearest-region routing.
+    const where = o.clientLocation ?? { latitude: 48.86, longitude: 2.35 };
+    const cfPath = join(o.persistDir, "cf.json");
+    writeFileSync(cfPath, JSON.stringify({ colo: "LOCAL", country: "XX", latitude: String(where.latitude), longitude: String(where.longitude), asn: 0, httpProtocol: "HTTP/1.1", tlsVersion: "", tlsCipher: "", clientTcpRtt: 0, edgeRequestKeepAliveStatus: 1, requestPriority: "", clientAcceptEncoding: "" }));
     gateway = spawn(
       process.execPath,
-      [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(o.gatewayPort), "--inspector-port", String(inspector), "--persist-to", o.persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "warn"],
-      { env: wranglerEnv, stdio: ["ignore", "pipe", "pipe"], detached: true },
+      [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(o.gatewayPort), "--inspector-port", String(inspector), "--persist-to", o.persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "log"],
+      { env: { ...wranglerEnv, CLOUDFLARE_CF_FETCH_ENABLED: "true", CLOUDFLARE_CF_FETCH_PATH: cfPath }, stdio: ["ignore", "pipe", "pipe"], detached: true },
     );
     for (const s of [gateway.stdout!, gateway.stderr!]) createInterface({ input: s }).on("line", (l) => log(`[gateway] ${l}`));
     const gatewayUrl = `http://127.0.0.1:${o.gatewayPort}`;
     await waitFor(`${gatewayUrl}/health`, 90_000, () => gateway!.exitCode === null);
 
-    const { tenant, key } = await seedDemo(gatewayUrl, adminToken, o.demoKey);
-    return { gatewayUrl, adminToken, demoKey: key, demoTenant: tenant, pods, gateway, stop };
+    const admin = adminClient(gatewayUrl, adminToken);
+    for (const r of o.regions ?? []) await admin("PUT", `/regions/${r.id}`, { name: r.name, latitude: r.latitude, longitude: r.longitude });
+    for (const p of o.pods) {
+      await admin("PUT", `/pods/${p.id}`, { region: p.region, url: pods.get(p.id)!.url, models: [o.modelId], capacity: 64, kind: "moe-pod" });
+    }
+    const { tenant, key } = await seedDemo(admin, gatewayUrl, o.demoKey);
+    return {
+      gatewayUrl,
+      adminToken,
+      demoKey: key,
+      demoTenant: tenant,
+      pods,
+      gateway,
+      stop,
+      killPod: async (id) => {
+        await pods.get(id)?.stop("SIGKILL");
+      },
+      restartPod: async (id) => {
+        await launch(o.pods.find((p) => p.id === id)!, ports.get(id)!);
+      },
+    };
   } catch (e) {
     await stop();
     throw e;
@@ -133,9 +181,10 @@ function dotenvQuote(v: string): string {
   return `'${v}'`;
 }
 
-/** Finds or creates the "demo" tenant and makes sure the demo key (given or fresh) belongs to it. */
-async function seedDemo(gatewayUrl: string, adminToken: string, wanted?: string): Promise<{ tenant: string; key: string }> {
-  const admin = async (method: string, path: string, body?: unknown) => {
+type AdminCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+
+function adminClient(gatewayUrl: string, adminToken: string): AdminCall {
+  return async (method, path, body) => {
     const res = await fetch(`${gatewayUrl}/admin${path}`, {
       method,
       headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
@@ -145,7 +194,10 @@ async function seedDemo(gatewayUrl: string, adminToken: string, wanted?: string)
     if (!res.ok && res.status !== 409) throw new Error(`admin ${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return { status: res.status, json };
   };
-  const found = (await admin("GET", "/tenants?name=demo")).json.data as { id: string }[];
+}
+
+/** Finds or creates the "demo" tenant and makes sure the demo key (given or fresh) belongs to it. */
+async function seedDemo(admin: AdminCall, gatewayUrl: string, wanted?: string): Promise<{ tenant: string; key: string }> {  const found = (await admin("GET", "/tenants?name=demo")).json.data as { id: string }[];
   const tenant = found[0]?.id ?? ((await admin("POST", "/tenants", { name: "demo" })).json.id as string);
   if (wanted) {
     const works = (await fetch(`${gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${wanted}` } })).ok;

@@ -1,6 +1,10 @@
 import { Hono, type Context } from "hono";
 import { SSE_DONE, SSE_HEADERS, sseJson } from "../../src/http/sse.js";
-import { readValidBody } from "../../src/http/request-body.js";
+import { verifyEdgeRequest } from "../../src/auth/edge-signature.js";
+import { parseJsonBody } from "../../src/http/json-body.js";
+import { checkContentType, readBodyBytes } from "../../src/http/request-body.js";
+import { validateBody } from "../../src/openai/validate.js";
+import { TtlCache } from "../../src/cache/ttl-cache.js";
 import { ChatCompletionRequestSchema } from "../../src/openai/chat.js";
 import { CompletionRequestSchema } from "../../src/openai/completions.js";
 import { ApiError, errorBody, errors } from "../../src/openai/errors.js";
@@ -28,12 +32,39 @@ export interface PodDeps {
   metrics: PodMetrics;
   state: PodState;
   maxBodyBytes: number;
+  /** Shared with the edge; when set, every /v1 request must carry a valid edge signature. */
+  edgeSecret?: string;
 }
 
 /** The pod's HTTP surface: OpenAI-compatible `/v1/*` plus `/health`, `/load` and `/metrics`. */
 export function createPodApp(d: PodDeps): Hono {
   const app = new Hono();
   const contextLimit = () => d.scheduler.maxSequenceTokens;
+  /** Request ids seen within the replay window: a captured signed request cannot be played again. */
+  const seen = new TtlCache<string, true>(100_000);
+
+  /** Reads the body once, checks the edge's signature over it, then parses and validates it. */
+  async function authenticBody(c: Context): Promise<Uint8Array> {
+    const bytes = await readBodyBytes(c.req.raw, d.maxBodyBytes);
+    if (d.edgeSecret) {
+      const path = new URL(c.req.url).pathname;
+      const v = await verifyEdgeRequest(d.edgeSecret, { method: c.req.method, path, headers: c.req.raw.headers, body: bytes }, Math.floor(Date.now() / 1000));
+      const id = c.req.header("x-request-id") ?? "";
+      if (!v.ok || seen.get(id, Date.now())) {
+        throw new ApiError(401, `This pod accepts only requests signed by the edge (${v.ok ? "replayed request" : v.reason}).`, {
+          code: "invalid_edge_signature",
+        });
+      }
+      seen.set(id, true, 2 * 60_000, Date.now());
+    }
+    return bytes;
+  }
+
+  app.use("/v1/*", async (c, next) => {
+    // GETs carry no body but are signed all the same.
+    if (d.edgeSecret && c.req.method === "GET") await authenticBody(c);
+    await next();
+  });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.toBody(), err.status as 400, err.headers);
@@ -107,9 +138,10 @@ export function createPodApp(d: PodDeps): Hono {
       d.metrics.countRequest(route, 503);
       throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
     }
-    const { parsed } = kind === "chat"
-      ? await readValidBody(c.req.raw, d.maxBodyBytes, ChatCompletionRequestSchema)
-      : await readValidBody(c.req.raw, d.maxBodyBytes, CompletionRequestSchema);
+    const bytes = await authenticBody(c);
+    checkContentType(c.req.header("content-type") ?? null);
+    const json = parseJsonBody(bytes);
+    const parsed = kind === "chat" ? validateBody(ChatCompletionRequestSchema, json) : validateBody(CompletionRequestSchema, json);
     if (parsed.model !== d.modelId) throw errors.modelNotFound(parsed.model);
     const vocab = d.model.config.vocabSize;
     const plan: GenerationPlan = kind === "chat"

@@ -41,7 +41,9 @@ async function main(): Promise<void> {
   scheduler.onStep = (n) => metrics.recordSampled(n);
   scheduler.start();
 
-  const app = createPodApp({ model, codec, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes });
+  const edgeSecret = process.env.POD_EDGE_SECRET || undefined;
+  if (!edgeSecret) log("POD_EDGE_SECRET is not set: requests are not authenticated (development only)");
+  const app = createPodApp({ model, codec, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, ...(edgeSecret ? { edgeSecret } : {}) });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
   await new Promise<void>((r) => server.once("listening", () => r()));
   state.ready = true;

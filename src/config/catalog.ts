@@ -1,15 +1,16 @@
 import { z } from "zod";
 
 /**
- * The models the gateway serves and, for each, the OpenAI-compatible upstreams that serve it (tried in order).
- * Regional routing replaces the flat URL list with the backend registry; this stays the fallback shape.
+ * The models the gateway serves (what /v1/models lists). Backends come from the registry (regions and pods,
+ * routed by location, health and prefix affinity); `upstreams` adds fixed URLs tried after them — a hosted
+ * engine, or the only backends of a setup without a registry.
  */
 export const CatalogEntrySchema = z.object({
   id: z.string().min(1),
   owned_by: z.string().default("moe-edge"),
   created: z.number().int().default(0),
   context_length: z.number().int().positive().optional(),
-  upstreams: z.array(z.url({ protocol: /^https?$/ })).min(1),
+  upstreams: z.array(z.url({ protocol: /^https?$/ })).default([]),
   /** Sent as `Authorization: Bearer …` to upstreams that need their own key (an external vLLM, say). */
   upstream_api_key: z.string().optional(),
   /** The name the upstream knows the model by, when it differs from the public id. */

@@ -9,7 +9,7 @@ import { isJsonContentType, parseJsonBody } from "./json-body.js";
  */
 
 /** Reads at most `limit` bytes of a request body; a larger body is refused without being read in full. */
-async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
+export async function readBodyBytes(req: Request, limit: number): Promise<Uint8Array> {
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) throw errors.bodyTooLarge(limit);
   if (!req.body) return new Uint8Array(0);
@@ -38,9 +38,12 @@ async function readLimited(req: Request, limit: number): Promise<Uint8Array> {
 
 /** The request's JSON body, or the 4xx that explains why there is none. */
 export async function readJsonBody(req: Request, limit: number): Promise<unknown> {
-  const type = req.headers.get("content-type");
+  checkContentType(req.headers.get("content-type"));
+  return parseJsonBody(await readBodyBytes(req, limit));
+}
+
+export function checkContentType(type: string | null): void {
   if (!isJsonContentType(type)) throw errors.unsupportedMediaType(type ?? "");
-  return parseJsonBody(await readLimited(req, limit));
 }
 
 /** Reads and validates a JSON body; returns the raw value (forwarded as sent) and its typed view. */

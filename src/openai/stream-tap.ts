@@ -8,7 +8,7 @@ export type StreamStatus = "completed" | "failed" | "cancelled";
 export interface StreamOutcome {
   status: StreamStatus;
   usage: Usage | null;
-  /** Completion chunks seen: a stream that fails after its first chunk has delivered something billable. */
+  /** Chunks that carried generated text: what a stream that fails mid-way delivered (≈ tokens, one per chunk). */
   chunks: number;
   error?: string;
 }
@@ -64,7 +64,7 @@ export function openAiStreamTap(opts: StreamTapOptions): SseRewriter {
         if (parsed.success) usage = parsed.data;
         const usageOnly = Array.isArray(obj.choices) && obj.choices.length === 0;
         if (usageOnly && !opts.clientWantsUsage) return null;
-      } else {
+      } else if (carriesText(obj)) {
         chunks++;
       }
       if (!opts.clientWantsUsage && "usage" in obj) {
@@ -91,4 +91,10 @@ export function openAiStreamTap(opts: StreamTapOptions): SseRewriter {
       finish("cancelled");
     },
   };
+}
+
+/** Whether a chat or text-completion chunk delivers generated text. */
+function carriesText(obj: Record<string, unknown>): boolean {
+  const choices = obj.choices as { delta?: { content?: unknown }; text?: unknown }[] | undefined;
+  return Array.isArray(choices) && choices.some((c) => (typeof c.delta?.content === "string" && c.delta.content !== "") || (typeof c.text === "string" && c.text !== ""));
 }

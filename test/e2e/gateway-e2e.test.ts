@@ -21,7 +21,8 @@ beforeAll(async () => {
     persistDir: persist,
     modelDir: inject("tinyModelDir"),
     modelId: MODEL,
-    pods: [{ id: "pod-e2e", port: 0 }],
+    regions: [{ id: "local", name: "Local", latitude: 0, longitude: 0 }],
+    pods: [{ id: "pod-e2e", region: "local", port: 0 }],
     vars: { AUTH_CACHE_TTL_SECONDS: "2" },
     log: (l) => logs.push(l),
   });

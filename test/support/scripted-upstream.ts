@@ -16,6 +16,8 @@ export interface RecordedRequest {
   path: string;
   headers: Record<string, string>;
   body: Record<string, unknown>;
+  /** The body exactly as received (for signature checks). */
+  raw: string;
 }
 
 export interface ScriptedUpstream {
@@ -43,9 +45,10 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.post("/v1/:kind{chat/completions|completions}", async (c) => {
-    const body = (await c.req.json()) as Record<string, unknown>;
+    const raw = await c.req.text();
+    const body = JSON.parse(raw) as Record<string, unknown>;
     const headers = Object.fromEntries(c.req.raw.headers.entries());
-    requests.push({ path: c.req.path, headers, body });
+    requests.push({ path: c.req.path, headers, body, raw });
     const model = String(body.model);
     const chat = c.req.path.endsWith("chat/completions");
     const id = `cmpl-${requests.length}`;

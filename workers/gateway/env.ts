@@ -5,7 +5,15 @@ import type { AuthContext } from "./auth/key-store.js";
 /** Bindings and vars as wrangler.toml declares them. */
 export interface Env {
   DB: D1Database;
+  REGION_MONITOR: DurableObjectNamespace<import("./routing/region-monitor.js").RegionMonitor>;
   GATEWAY_ADMIN_TOKEN?: string;
+  /** Shared with the pods: every request to a pod is signed with it. */
+  POD_SHARED_SECRET?: string;
+  HEALTH_INTERVAL_MS?: string;
+  HEALTH_SNAPSHOT_MS?: string;
+  REGISTRY_CACHE_MS?: string;
+  UPSTREAM_MAX_ATTEMPTS?: string;
+  UPSTREAM_DEADLINE_MS?: string;
   /** The model catalog: JSON string or a [vars] table. */
   MODELS?: unknown;
   MAX_BODY_BYTES?: string;
@@ -24,6 +32,13 @@ const SettingsSchema = z.object({
   authCacheTtlSeconds: z.coerce.number().min(0).default(30),
   /** Deadline for an upstream to send response headers (the first byte), per attempt. */
   upstreamTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** Backends tried for one request before giving up (failover before the first byte). */
+  upstreamMaxAttempts: z.coerce.number().int().positive().default(3),
+  /** Total time allowed for all attempts to produce a first byte. */
+  upstreamDeadlineMs: z.coerce.number().int().positive().default(60_000),
+  /** How old a region's health snapshot may be before the edge refreshes it in the background. */
+  healthSnapshotMs: z.coerce.number().int().positive().default(1_000),
+  registryCacheMs: z.coerce.number().int().min(0).default(5_000),
 });
 
 export interface Settings extends z.infer<typeof SettingsSchema> {
@@ -39,6 +54,10 @@ export function settingsFor(env: Env): Settings {
     maxBodyBytes: env.MAX_BODY_BYTES || undefined,
     authCacheTtlSeconds: env.AUTH_CACHE_TTL_SECONDS || undefined,
     upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_MS || undefined,
+    upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS || undefined,
+    upstreamDeadlineMs: env.UPSTREAM_DEADLINE_MS || undefined,
+    healthSnapshotMs: env.HEALTH_SNAPSHOT_MS || undefined,
+    registryCacheMs: env.REGISTRY_CACHE_MS || undefined,
   });
   const settings = { ...base, catalog: parseCatalog(env.MODELS ?? []) };
   cached = { env, settings };

@@ -1,6 +1,8 @@
 import { createApp } from "./app.js";
 import type { Env } from "./env.js";
 
+export { RegionMonitor } from "./routing/region-monitor.js";
+
 const app = createApp();
 
 export default {

@@ -7,6 +7,8 @@ import {
   UpdateTenantSchema,
 } from "../../../src/admin/schemas.js";
 import { validateBody } from "../../../src/openai/validate.js";
+import { PodSchema, RegionSchema } from "../../../src/routing/registry.js";
+import { deletePod, deleteRegion, readRegistry, upsertPod, upsertRegion } from "../routing/registry-store.js";
 import * as store from "../admin/store.js";
 import { forgetKeyHash } from "../auth/key-store.js";
 import { readJsonBody, readValidBody } from "../../../src/http/request-body.js";
@@ -60,4 +62,40 @@ admin.post("/keys/:id/rotate", async (c) => {
   const { key, oldKeyHash } = await store.rotateKey(c.env.DB, c.req.param("id"), grace_seconds);
   forgetKeyHash(oldKeyHash);
   return c.json(key, 201);
+});
+
+// The backend registry: regions and the backends in them (see src/routing/registry.ts).
+admin.get("/regions", async (c) => {
+  const reg = await readRegistry(c.env.DB);
+  return c.json({ object: "list", data: reg.regions.map((r) => ({ ...r, pods: reg.pods.filter((p) => p.region === r.id) })) });
+});
+
+admin.put("/regions/:id", async (c) => {
+  const region = await body(c, RegionSchema.omit({ id: true }));
+  const r = await upsertRegion(c.env.DB, { ...region, id: validateBody(RegionSchema.pick({ id: true }), { id: c.req.param("id") }).id });
+  return c.json(r.region, r.created ? 201 : 200);
+});
+
+admin.delete("/regions/:id", async (c) => {
+  await deleteRegion(c.env.DB, c.req.param("id"));
+  return c.json({ id: c.req.param("id"), deleted: true });
+});
+
+/** The region monitor's current view of its backends (breakers, load). */
+admin.get("/regions/:id/health", async (c) => {
+  const id = c.req.param("id");
+  return c.json(await c.env.REGION_MONITOR.get(c.env.REGION_MONITOR.idFromName(id)).snapshot(id));
+});
+
+admin.get("/pods", async (c) => c.json({ object: "list", data: (await readRegistry(c.env.DB)).pods }));
+
+admin.put("/pods/:id", async (c) => {
+  const pod = await body(c, PodSchema.omit({ id: true }));
+  const r = await upsertPod(c.env.DB, { ...pod, id: validateBody(PodSchema.pick({ id: true }), { id: c.req.param("id") }).id });
+  return c.json(r.pod, r.created ? 201 : 200);
+});
+
+admin.delete("/pods/:id", async (c) => {
+  await deletePod(c.env.DB, c.req.param("id"));
+  return c.json({ id: c.req.param("id"), deleted: true });
 });

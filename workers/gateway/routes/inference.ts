@@ -9,6 +9,8 @@ import { openAiStreamTap, type StreamOutcome } from "../../../src/openai/stream-
 import { UsageSchema } from "../../../src/openai/usage.js";
 import { readValidBody } from "../../../src/http/request-body.js";
 import type { AppEnv } from "../env.js";
+import { reportFailure, reportSuccess } from "../routing/health-view.js";
+import { chooseTargets } from "../routing/router.js";
 import { forward } from "../upstream/forward.js";
 
 /** `POST /v1/chat/completions` and `POST /v1/completions`: validate, authorise the model, forward, stream back. */
@@ -35,15 +37,28 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
     : { ...raw, model: entry.upstream_model ?? entry.id };
 
   const started = Date.now();
-  const { response, upstream, attempts } = await forward({
+  const targets = await chooseTargets(c, entry, "messages" in raw ? raw.messages : raw.prompt, auth.tenantId);
+  const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  const { response, target, attempts } = await forward({
     path,
-    body: JSON.stringify(upstreamBody),
-    entry,
+    body: new TextEncoder().encode(JSON.stringify(upstreamBody)),
+    model: entry.id,
+    targets,
     requestId: c.get("requestId"),
     tenantId: auth.tenantId,
+    ...(c.env.POD_SHARED_SECRET ? { podSecret: c.env.POD_SHARED_SECRET } : {}),
+    ...(entry.upstream_api_key ? { upstreamApiKey: entry.upstream_api_key } : {}),
     signal: c.req.raw.signal,
     timeoutMs: settings.upstreamTimeoutMs,
+    maxAttempts: settings.upstreamMaxAttempts,
+    deadlineMs: settings.upstreamDeadlineMs,
+    onFailure: (t) => {
+      if (t.podId && t.region) reportFailure(c.env, t.region, t.podId, settings.healthSnapshotMs * 3, waitUntil);
+    },
+    onSuccess: (t) => t.podId && reportSuccess(t.podId),
   });
+  const upstream = target.podId ?? target.url;
+  const backendHeaders: Record<string, string> = target.podId ? { "x-backend-pod": target.podId, "x-backend-region": target.region! } : {};
 
   const record = (outcome: StreamOutcome) =>
     console.log(
@@ -58,11 +73,13 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
         stream,
         status: outcome.status,
         usage: outcome.usage,
+        delivered_chunks: outcome.chunks,
         duration_ms: Date.now() - started,
       }),
     );
 
   if (!response.ok) return upstreamErrorResponse(response, entry.id);
+
   const publicModel = entry.upstream_model ? entry.id : undefined;
 
   if (stream) {
@@ -71,9 +88,15 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
       throw errors.upstreamError(`The backend for model '${entry.id}' did not answer with an event stream.`);
     }
     let settle!: (o: StreamOutcome) => void;
-    c.executionCtx.waitUntil(new Promise<StreamOutcome>((r) => (settle = r)).then(record));
+    c.executionCtx.waitUntil(
+      new Promise<StreamOutcome>((r) => (settle = r)).then((o) => {
+        // A backend that dies mid-stream is out of rotation for the next requests.
+        if (o.status === "failed" && target.podId && target.region) reportFailure(c.env, target.region, target.podId, settings.healthSnapshotMs * 3, waitUntil);
+        record(o);
+      }),
+    );
     const body = rewriteSse(response.body, openAiStreamTap({ clientWantsUsage, publicModel, onFinish: settle }));
-    return new Response(body, { status: 200, headers: SSE_HEADERS });
+    return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...backendHeaders } });
   }
 
   const text = await response.text();
@@ -88,7 +111,7 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
   if (publicModel) json.model = publicModel;
   return new Response(publicModel ? JSON.stringify(json) : text, {
     status: response.status,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...backendHeaders },
   });
 }
 

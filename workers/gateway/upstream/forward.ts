@@ -1,79 +1,109 @@
-import type { CatalogEntry } from "../../../src/config/catalog.js";
+import { signEdgeRequest } from "../../../src/auth/edge-signature.js";
 import { ApiError, errors } from "../../../src/openai/errors.js";
+import type { Target } from "../routing/router.js";
 
 export interface ForwardSpec {
   path: string;
-  body: string;
-  entry: CatalogEntry;
+  body: Uint8Array;
+  model: string;
+  targets: Target[];
   requestId: string;
   tenantId: string;
+  /** Signs requests to our pods (absent: pods must run without POD_EDGE_SECRET, i.e. in development). */
+  podSecret?: string;
+  /** Sent as a bearer token to targets that are not our pods. */
+  upstreamApiKey?: string;
   /** The client's signal: its disconnect cancels whichever upstream request is in flight. */
   signal: AbortSignal;
   /** Per attempt, until response headers arrive. */
   timeoutMs: number;
+  maxAttempts: number;
+  /** All attempts together. */
+  deadlineMs: number;
+  onFailure(target: Target): void;
+  onSuccess(target: Target): void;
 }
 
 export interface Forwarded {
   response: Response;
-  upstream: string;
+  target: Target;
   attempts: number;
 }
 
 /** Why an attempt did not produce a usable response; surfaced in the final error when all attempts fail. */
 type AttemptFailure = { upstream: string; kind: "connect" | "timeout" | "status"; detail: string };
 
+async function headersFor(spec: ForwardSpec, target: Target): Promise<Record<string, string>> {
+  const base: Record<string, string> = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "x-request-id": spec.requestId,
+    "x-tenant-id": spec.tenantId,
+  };
+  if (target.signed && spec.podSecret) {
+    return {
+      ...base,
+      ...(await signEdgeRequest(spec.podSecret, {
+        method: "POST",
+        path: spec.path,
+        tenant: spec.tenantId,
+        requestId: spec.requestId,
+        timestamp: Math.floor(Date.now() / 1000),
+        body: spec.body,
+      })),
+    };
+  }
+  return spec.upstreamApiKey && !target.signed ? { ...base, authorization: `Bearer ${spec.upstreamApiKey}` } : base;
+}
+
 /**
- * Sends the request to the model's upstreams in order. A connection error, a timeout before the headers, or a
- * 5xx moves on to the next upstream (nothing has reached the client yet, so retrying is invisible to it); a
- * 2xx or 4xx is returned as is. Client disconnect aborts the attempt in flight and stops.
+ * Sends the request to the targets in order. A connection error, a timeout before the headers, or a 5xx
+ * moves on to the next target (nothing has reached the client yet, so retrying is invisible to it), within
+ * `maxAttempts` and `deadlineMs`; a 2xx or 4xx is returned as is. Client disconnect aborts and stops.
  */
 export async function forward(spec: ForwardSpec): Promise<Forwarded> {
   const failures: AttemptFailure[] = [];
-  for (const base of spec.entry.upstreams) {
+  const deadline = Date.now() + spec.deadlineMs;
+  for (const target of spec.targets.slice(0, spec.maxAttempts)) {
     if (spec.signal.aborted) break;
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) break;
     const controller = new AbortController();
     const onClientAbort = () => controller.abort(spec.signal.reason);
     spec.signal.addEventListener("abort", onClientAbort);
-    const timer = setTimeout(() => controller.abort(new Error("timeout")), spec.timeoutMs);
-    const url = new URL(spec.path, base.endsWith("/") ? base : `${base}/`).toString();
+    const timer = setTimeout(() => controller.abort(new Error("timeout")), Math.min(spec.timeoutMs, remaining));
+    const url = new URL(spec.path, target.url.endsWith("/") ? target.url : `${target.url}/`).toString();
     try {
-      const response = await fetch(url, {
-        method: "POST",
-        body: spec.body,
-        signal: controller.signal,
-        headers: {
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-          "x-request-id": spec.requestId,
-          "x-tenant-id": spec.tenantId,
-          ...(spec.entry.upstream_api_key ? { authorization: `Bearer ${spec.entry.upstream_api_key}` } : {}),
-        },
-      });
+      const response = await fetch(url, { method: "POST", body: spec.body, signal: controller.signal, headers: await headersFor(spec, target) });
       if (response.status >= 500) {
-        failures.push({ upstream: base, kind: "status", detail: `HTTP ${response.status}` });
+        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}` });
         await response.body?.cancel().catch(() => {});
+        spec.onFailure(target);
         continue;
       }
-      return { response, upstream: base, attempts: failures.length + 1 };
+      spec.onSuccess(target);
+      return { response, target, attempts: failures.length + 1 };
     } catch (e) {
       if (spec.signal.aborted) break;
       const timedOut = controller.signal.aborted;
-      failures.push({ upstream: base, kind: timedOut ? "timeout" : "connect", detail: e instanceof Error ? e.message : String(e) });
+      failures.push({ upstream: target.podId ?? target.url, kind: timedOut ? "timeout" : "connect", detail: e instanceof Error ? e.message : String(e) });
+      spec.onFailure(target);
     } finally {
       clearTimeout(timer);
       spec.signal.removeEventListener("abort", onClientAbort);
     }
   }
   if (spec.signal.aborted) throw new ApiError(499, "Client closed the request.", { code: "client_closed_request" });
-  throw allFailed(spec.entry.id, failures);
+  throw allFailed(spec.model, failures, spec.targets.length);
 }
 
-function allFailed(model: string, failures: AttemptFailure[]): ApiError {
+function allFailed(model: string, failures: AttemptFailure[], targets: number): ApiError {
+  if (targets === 0) return errors.upstreamUnavailable(`No backend serves model '${model}' right now. Please retry later.`);
   // Details (addresses, errno) go to the log, not to the client.
   console.error(JSON.stringify({ msg: "all upstreams failed", model, failures }));
   const summary = failures.map((f) => (f.kind === "status" ? f.detail : `${f.kind} error`)).join(", ");
   // Some upstream answered with a server error → 502 Bad Gateway; none answered at all → 503.
   return failures.some((f) => f.kind === "status")
     ? errors.upstreamError(`The backend for model '${model}' failed (${summary}). Please retry.`)
-    : errors.upstreamUnavailable(`No backend for model '${model}' is reachable right now (${summary}). Please retry.`);
+    : errors.upstreamUnavailable(`No backend for model '${model}' is reachable right now (${summary || "deadline exceeded"}). Please retry.`);
 }
