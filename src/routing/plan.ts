@@ -1,5 +1,5 @@
 import { distanceKm } from "./geo.js";
-import { rendezvousOrder } from "./rendezvous.js";
+import { hash53, rendezvousOrder } from "./rendezvous.js";
 import type { Pod, PodHealth, Region, Registry } from "./registry.js";
 
 export interface ClientLocation {
@@ -40,8 +40,10 @@ export function planRoute(reg: Registry, health: Map<string, PodHealth>, req: Ro
     const h = health.get(p.id);
     return !h || h.running + h.waiting < p.capacity;
   };
+  const keyHash = hash53(req.affinityKey);
   const perRegion = regionOrder.map((region) => {
-    const pods = rendezvousOrder(req.affinityKey, serving.filter((p) => p.region === region.id && healthy(p)).map((p) => ({ ...p, weight: p.capacity })));
+    const inRegion = serving.filter((p) => p.region === region.id && healthy(p));
+    const pods = rendezvousOrder(keyHash, inRegion.map((p) => ({ id: p.id, weight: p.capacity, pod: p }))).map((x) => x.pod);
     return { region, roomy: pods.filter(hasRoom), full: pods.filter((p) => !hasRoom(p)) };
   });
   // The first region (in preference order) with room takes the request; the others follow in order.
@@ -69,6 +71,17 @@ function orderRegions(regions: Region[], req: RouteRequest): Region[] {
 
 /** The affinity key: tenant, model and the first `chars` characters of the prompt as sent. */
 export function affinityKey(tenant: string, model: string, prompt: unknown, chars = 1024): string {
-  const text = typeof prompt === "string" ? prompt : JSON.stringify(prompt ?? "");
+  const text = typeof prompt === "string" ? prompt : leadingText(prompt, chars);
   return `${tenant}\u0000${model}\u0000${text.slice(0, chars)}`;
+}
+
+/** The first `chars` characters of a structured prompt (messages), without serialising all of it. */
+function leadingText(prompt: unknown, chars: number): string {
+  if (!Array.isArray(prompt)) return JSON.stringify(prompt ?? "").slice(0, chars);
+  let out = "";
+  for (const m of prompt) {
+    out += JSON.stringify(m);
+    if (out.length >= chars) break;
+  }
+  return out;
 }

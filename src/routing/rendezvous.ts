@@ -18,16 +18,16 @@ export function hash53(s: string, seed = 0): number {
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
-/** Score of `node` for `key`, proportional in expectation to `weight` (capacity). */
-export function rendezvousScore(key: string, node: string, weight = 1): number {
-  const u = (hash53(`${key}\u0000${node}`) + 0.5) / 2 ** 53; // uniform in (0, 1)
+/** Score of `node` for a key (given as its hash), proportional in expectation to `weight` (capacity). */
+export function rendezvousScore(keyHash: number, node: string, weight = 1): number {
+  const u = (hash53(node, keyHash % 4294967296) + 0.5) / 2 ** 53; // uniform in (0, 1)
   return -weight / Math.log(u);
 }
 
-/** Nodes ordered by descending score for `key`. */
-export function rendezvousOrder<T extends { id: string; weight?: number }>(key: string, nodes: T[]): T[] {
+/** Nodes ordered by descending score for a key (pass `hash53(key)`: long keys are hashed once per request). */
+export function rendezvousOrder<T extends { id: string; weight?: number }>(keyHash: number, nodes: T[]): T[] {
   return nodes
-    .map((n) => ({ n, s: rendezvousScore(key, n.id, n.weight ?? 1) }))
+    .map((n) => ({ n, s: rendezvousScore(keyHash, n.id, n.weight ?? 1) }))
     .sort((a, b) => b.s - a.s || (a.n.id < b.n.id ? -1 : 1))
     .map((x) => x.n);
 }

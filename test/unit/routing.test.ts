@@ -3,7 +3,7 @@ import { closedBreaker, onFailure, onSuccess, shouldProbe, BREAKER_MAX_BACKOFF_M
 import { distanceKm } from "../../src/routing/geo.js";
 import { affinityKey, planRoute } from "../../src/routing/plan.js";
 import type { PodHealth, Registry } from "../../src/routing/registry.js";
-import { rendezvousOrder } from "../../src/routing/rendezvous.js";
+import { hash53, rendezvousOrder } from "../../src/routing/rendezvous.js";
 
 const reg: Registry = {
   regions: [
@@ -101,16 +101,16 @@ describe("rendezvous hashing", () => {
   it("moves only the removed node's keys", () => {
     const nodes = ["a", "b", "c", "d"].map((id) => ({ id }));
     const before = new Map<string, string>();
-    for (let i = 0; i < 1000; i++) before.set(`k${i}`, rendezvousOrder(`k${i}`, nodes)[0]!.id);
+    for (let i = 0; i < 1000; i++) before.set(`k${i}`, rendezvousOrder(hash53(`k${i}`), nodes)[0]!.id);
     const without = nodes.filter((n) => n.id !== "c");
     for (const [k, owner] of before) {
-      const now = rendezvousOrder(k, without)[0]!.id;
+      const now = rendezvousOrder(hash53(k), without)[0]!.id;
       if (owner !== "c") expect(now).toBe(owner);
     }
   });
   it("weights by capacity", () => {
     let big = 0;
-    for (let i = 0; i < 4000; i++) if (rendezvousOrder(`k${i}`, [{ id: "small", weight: 1 }, { id: "big", weight: 3 }])[0]!.id === "big") big++;
+    for (let i = 0; i < 4000; i++) if (rendezvousOrder(hash53(`k${i}`), [{ id: "small", weight: 1 }, { id: "big", weight: 3 }])[0]!.id === "big") big++;
     expect(big / 4000).toBeGreaterThan(0.7);
     expect(big / 4000).toBeLessThan(0.8);
   });
