@@ -10,6 +10,9 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
       },
       {
+        test: { name: "deploy", include: ["test/deploy/**/*.test.ts"], environment: "node", testTimeout: 60_000 },
+      },
+      {
         test: { name: "engine", include: ["test/engine/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
       },
       {

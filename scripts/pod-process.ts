@@ -11,9 +11,12 @@ export interface PodProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts a real pod process (`gpu-backend/server/main.ts`) and resolves once it logs "ready". */
+/** How a pod is started, here and in the container image (infra/docker/pod.Dockerfile's ENTRYPOINT). */
+export const POD_COMMAND = ["node", "--import", "tsx", "gpu-backend/server/main.ts"] as const;
+
+/** Starts a real pod process and resolves once it logs "ready". */
 export function startPod(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<PodProcess> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "gpu-backend/server/main.ts", "--port", "0", ...args], {
+  const proc = spawn(process.execPath, [...POD_COMMAND.slice(1), "--port", "0", ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

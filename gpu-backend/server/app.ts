@@ -73,6 +73,10 @@ export function createPodApp(d: PodDeps): Hono {
   });
   app.notFound((c) => c.json(errors.unknownRoute(c.req.method, c.req.path).toBody(), 404));
 
+  // Liveness: the process answers. Stays 200 while draining, so the kubelet never kills a drain midway.
+  app.get("/livez", (c) => c.json({ status: "alive", pod: d.podId }));
+
+  // Readiness: route traffic here only when loaded and not draining.
   app.get("/health", (c) => {
     if (d.state.draining) return c.json({ status: "draining", pod: d.podId }, 503);
     if (!d.state.ready) return c.json({ status: "loading", pod: d.podId }, 503);
