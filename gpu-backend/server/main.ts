@@ -2,6 +2,7 @@ import { serve } from "@hono/node-server";
 import { DeepSeekModel } from "../engine/model.js";
 import { TextCodec } from "../engine/tokenizer.js";
 import { LocalExperts } from "../engine/experts.js";
+import { ContiguousLatentCache } from "../engine/latent-cache.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { createPodApp, type PodState } from "./app.js";
 import { PodMetrics } from "./metrics.js";
@@ -31,6 +32,11 @@ async function main(): Promise<void> {
     },
   });
   const codec = TextCodec.load(opts.model, model.config.eosTokenIds);
+  // One full-budget step before taking traffic: onnxruntime grows its memory arenas on the first run of a
+  // larger shape, which would otherwise land on the first long prompt's time to first token.
+  const warm = Math.min(opts.maxBatchTokens, model.config.maxPositions);
+  await model.forward([{ tokens: Array.from({ length: warm }, (_, i) => i % model.config.vocabSize), past: 0, cache: new ContiguousLatentCache(model.config.layers, model.cacheWidth, warm), logits: "last" }]);
+  model.expertLoad.forEach((row) => row.fill(0));
   const scheduler = new Scheduler(model, {
     maxBatchTokens: opts.maxBatchTokens,
     maxRunning: opts.maxRunning,
