@@ -31,7 +31,7 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");
-            const models = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut"].map((id) => ({
+            const models = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief"].map((id) => ({
               id,
               upstreams: [upstream],
             }));

@@ -30,13 +30,18 @@ const stack = await startStack({
 
 const body = JSON.stringify({ model: "test-echo", messages: [{ role: "user", content: "measure the gateway overhead please" }], max_tokens: 16 });
 
-async function load(url: string, connections: number, auth: boolean) {
+// A second tenant whose limits never bind: its requests go through the limiter object, the demo's do not.
+const adminHeaders = { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" };
+const limitedTenant = (await (await fetch(`${stack.gatewayUrl}/admin/tenants`, { method: "POST", headers: adminHeaders, body: JSON.stringify({ name: "bench-limited", limits: { rpm: 10_000_000, tpm: 1_000_000_000, max_concurrent: 100_000 } }) })).json()) as { id: string };
+const limitedKey = ((await (await fetch(`${stack.gatewayUrl}/admin/tenants/${limitedTenant.id}/keys`, { method: "POST", headers: adminHeaders, body: "{}" })).json()) as { key: string }).key;
+
+async function load(url: string, connections: number, key: string | null) {
   const r = await autocannon({
     url: `${url}/v1/chat/completions`,
     method: "POST",
     connections,
     duration,
-    headers: { "content-type": "application/json", ...(auth ? { authorization: `Bearer ${stack.demoKey}` } : {}) },
+    headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
     body,
   });
   if (r.non2xx > 0 || r.errors > 0) throw new Error(`${url}: ${r.non2xx} non-2xx, ${r.errors} errors`);
@@ -68,17 +73,22 @@ function routingDecision(): { per_decision_us: number } {
 const results: Record<string, unknown> = { routing_decision: routingDecision() };
 try {
   // Warm both paths (isolate start, D1 key lookup cache) before measuring.
-  await load(upstream.url, 4, false);
-  await load(stack.gatewayUrl, 4, true);
+  await load(upstream.url, 4, null);
+  await load(stack.gatewayUrl, 4, stack.demoKey);
+  await load(stack.gatewayUrl, 4, limitedKey);
   for (const c of [1, 32]) {
-    const direct = await load(upstream.url, c, false);
-    const gateway = await load(stack.gatewayUrl, c, true);
+    const direct = await load(upstream.url, c, null);
+    const gateway = await load(stack.gatewayUrl, c, stack.demoKey);
+    const limited = await load(stack.gatewayUrl, c, limitedKey);
     results[`c${c}`] = {
       direct,
       gateway,
+      gateway_with_limits: limited,
       added_p50_ms: +(gateway.p50_ms - direct.p50_ms).toFixed(2),
       added_p99_ms: +(gateway.p99_ms - direct.p99_ms).toFixed(2),
       rps_ratio_gateway_over_direct: +(gateway.rps / direct.rps).toFixed(3),
+      limiter_added_p50_ms: +(limited.p50_ms - gateway.p50_ms).toFixed(2),
+      limiter_added_p99_ms: +(limited.p99_ms - gateway.p99_ms).toFixed(2),
     };
   }
 } finally {
@@ -86,6 +96,11 @@ try {
   await upstream.close();
   rmSync(persist, { recursive: true, force: true });
 }
-const report = { duration_s_per_run: duration, gateway: "wrangler dev (workerd), auth on (D1 + edge cache)", upstream: "instant OpenAI-compatible echo", ...results };
+const report = {
+  duration_s_per_run: duration,
+  gateway: "wrangler dev (workerd): auth (D1 + edge cache), routing; gateway_with_limits adds the tenant's rate-limit object",
+  upstream: "instant OpenAI-compatible echo",
+  ...results,
+};
 console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
 process.exit(0);

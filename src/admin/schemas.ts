@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { LimitsSchema } from "../limits/limits.js";
 
 /** Admin API bodies and objects; the worker validates with these and the CLI types its output from them. */
 
@@ -6,17 +7,19 @@ export const TenantStatusSchema = z.enum(["active", "suspended"]);
 
 export const CreateTenantSchema = z.object({
   name: z.string().trim().min(1, "name must not be empty").max(200),
+  limits: LimitsSchema.nullish(),
 });
 
 export const UpdateTenantSchema = z
-  .object({ name: z.string().trim().min(1).max(200).optional(), status: TenantStatusSchema.optional() })
-  .refine((v) => v.name !== undefined || v.status !== undefined, "nothing to update: send name and/or status");
+  .object({ name: z.string().trim().min(1).max(200).optional(), status: TenantStatusSchema.optional(), limits: LimitsSchema.nullable().optional() })
+  .refine((v) => v.name !== undefined || v.status !== undefined || v.limits !== undefined, "nothing to update: send name, status and/or limits");
 
 export const TenantSchema = z.object({
   id: z.string(),
   object: z.literal("tenant"),
   name: z.string(),
   status: TenantStatusSchema,
+  limits: LimitsSchema.nullable(),
   created_at: z.number().int(),
   updated_at: z.number().int(),
 });
@@ -29,7 +32,17 @@ export const CreateKeySchema = z.object({
   expires_at: z.number().int().positive().nullish(),
   /** Import an existing key (e.g. when migrating from another gateway); otherwise one is generated. */
   key: z.string().min(20).max(256).regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces").optional(),
+  /** Limits of this key, applied within the tenant's. */
+  limits: LimitsSchema.nullish(),
 });
+
+export const UpdateKeySchema = z
+  .object({
+    name: z.string().trim().max(200).nullable().optional(),
+    models: z.array(z.string().min(1).max(256)).max(256).nullable().optional(),
+    limits: LimitsSchema.nullable().optional(),
+  })
+  .refine((v) => v.name !== undefined || v.models !== undefined || v.limits !== undefined, "nothing to update: send name, models and/or limits");
 
 export const RotateKeySchema = z.object({
   /** How long the old key keeps working after rotation; 0 revokes it at once. */
@@ -43,6 +56,7 @@ export const ApiKeySchema = z.object({
   name: z.string().nullable(),
   display_prefix: z.string(),
   models: z.array(z.string()).nullable(),
+  limits: LimitsSchema.nullable(),
   expires_at: z.number().int().nullable(),
   status: z.enum(["active", "revoked"]),
   created_at: z.number().int(),

@@ -1,3 +1,5 @@
+import type { Limits } from "../limits/limits.js";
+
 /** What the edge knows about a key after looking up its hash. */
 export interface KeyRecord {
   id: string;
@@ -9,6 +11,8 @@ export interface KeyRecord {
   models: string[] | null;
   expiresAt: number | null;
   lastUsedAt: number | null;
+  keyLimits: Limits | null;
+  tenantLimits: Limits | null;
 }
 
 export type KeyVerdict = { ok: true } | { ok: false; reason: "unknown" | "revoked" | "expired" | "tenant_suspended" };

@@ -10,6 +10,8 @@ export const CatalogEntrySchema = z.object({
   owned_by: z.string().default("moe-edge"),
   created: z.number().int().default(0),
   context_length: z.number().int().positive().optional(),
+  /** Completion budget assumed for rate limiting when a request sets no max_tokens. */
+  default_max_tokens: z.number().int().positive().default(1024),
   upstreams: z.array(z.url({ protocol: /^https?$/ })).default([]),
   /** Sent as `Authorization: Bearer …` to upstreams that need their own key (an external vLLM, say). */
   upstream_api_key: z.string().optional(),

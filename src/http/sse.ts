@@ -33,9 +33,11 @@ export interface SseRewriter {
 /**
  * Re-emits an SSE byte stream event by event as the rewriter decides. Pull-based: one upstream read per
  * downstream demand, so nothing is buffered beyond the event in hand and backpressure reaches the source.
- * A failing source ends the stream with whatever the rewriter emits instead of a torn connection.
+ * A failing source ends the stream with whatever the rewriter emits instead of a torn connection. The
+ * consumer going away — a cancelled stream, or `signal` (the client's request signal) aborting, which is how
+ * workerd reports a disconnect — cancels the source and tells the rewriter.
  */
-export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewriter): ReadableStream<Uint8Array> {
+export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewriter, signal?: AbortSignal): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const reader = source.getReader();
@@ -51,6 +53,14 @@ export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewr
     },
     maxBufferSize: MAX_EVENT_CHARS,
   });
+  let gone = false;
+  const consumerGone = (reason: unknown) => {
+    if (gone) return Promise.resolve();
+    gone = true;
+    rewriter.onCancel(reason);
+    return reader.cancel(reason).catch(() => {});
+  };
+  signal?.addEventListener("abort", () => void consumerGone(signal.reason), { once: true });
   const finish = (controller: ReadableStreamDefaultController<Uint8Array>, tail: string | null) => {
     for (const s of pending.splice(0)) controller.enqueue(encoder.encode(s));
     if (tail) controller.enqueue(encoder.encode(tail));
@@ -76,8 +86,7 @@ export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewr
       }
     },
     cancel(reason) {
-      rewriter.onCancel(reason);
-      return reader.cancel(reason);
+      return consumerGone(reason);
     },
   });
 }

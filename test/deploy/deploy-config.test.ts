@@ -137,7 +137,10 @@ describe("wrangler environments", () => {
     const d1 = env.d1_databases as { binding: string; migrations_dir: string }[];
     expect(d1.map((d) => d.binding)).toEqual(["DB"]);
     expect(existsSync(d1[0]!.migrations_dir)).toBe(true);
-    expect((env.durable_objects as { bindings: { name: string; class_name: string }[] }).bindings).toEqual([{ name: "REGION_MONITOR", class_name: "RegionMonitor" }]);
+    expect((env.durable_objects as { bindings: { name: string; class_name: string }[] }).bindings).toEqual([
+      { name: "REGION_MONITOR", class_name: "RegionMonitor" },
+      { name: "TENANT_LIMITER", class_name: "TenantLimiterObject" },
+    ]);
     const vars = env.vars as Record<string, string>;
     expect(parseCatalog(vars.MODELS).length).toBeGreaterThan(0);
     // Every var the top level sets, the environment sets too (vars are not inherited).

@@ -114,6 +114,25 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
     expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
   });
 
+  it("rate limits: the SDK, retrying on 429, completes a burst beyond the limit by waiting", async () => {
+    const admin = (m: string, p: string, b?: unknown) =>
+      fetch(`${stack.gatewayUrl}/admin${p}`, { method: m, headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" }, body: b ? JSON.stringify(b) : null }).then((r) => r.json() as Promise<{ id: string; key: string }>);
+    const t = await admin("POST", "/tenants", { name: "bursty", limits: { max_concurrent: 2 } });
+    const k = await admin("POST", `/tenants/${t.id}/keys`, {});
+    let refused = 0;
+    const counting: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (res.status === 429) refused++;
+      return res;
+    };
+    const limitedClient = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: k.key, maxRetries: 50, fetch: counting });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => limitedClient.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: `burst ${i}` }], max_tokens: 24, temperature: 0 })),
+    );
+    expect(results.every((r) => r.choices[0]!.finish_reason)).toBe(true);
+    expect(refused).toBeGreaterThan(0);
+  });
+
   it("every response carries x-request-id", async () => {
     const { response } = await client.models.list().withResponse();
     expect(response.headers.get("x-request-id")).toMatch(/^req_/);

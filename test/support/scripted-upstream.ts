@@ -11,6 +11,9 @@ import type { AddressInfo } from "node:net";
  *   test-garbage  HTTP 200 that is not JSON / not an event stream
  *   test-slow     streams one word every 20 ms for a long time (for disconnect tests)
  *   test-cut      streams two chunks then drops the connection
+ *   test-hold     answers one chunk, then waits for GET /_release?marker=<last user message> (usage: 10 tokens)
+ *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
+ * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  */
 export interface RecordedRequest {
   path: string;
@@ -39,7 +42,18 @@ const words = (body: Record<string, unknown>): string[] => {
 export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream> {
   const requests: RecordedRequest[] = [];
   const cancelled: string[] = [];
+  const holds = new Map<string, (() => void)[]>();
+  const inflight = new Map<string, { current: number; max: number }>();
   const app = new Hono();
+
+  app.get("/_release", (c) => {
+    const marker = c.req.query("marker") ?? "";
+    const waiting = holds.get(marker) ?? [];
+    holds.delete(marker);
+    waiting.forEach((release) => release());
+    return c.json({ released: waiting.length });
+  });
+  app.get("/_inflight", (c) => c.json(inflight.get(c.req.query("tenant") ?? "") ?? { current: 0, max: 0 }));
 
   app.get("/_state", (c) => c.json({ requests, cancelled }));
   app.get("/health", (c) => c.json({ status: "ok" }));
@@ -63,6 +77,53 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
     if (model === "test-garbage") return c.text("<html>not json</html>", 200);
+
+    if (model === "test-hold" || model === "test-brief") {
+      const tenant = headers["x-tenant-id"] ?? "";
+      const n = inflight.get(tenant) ?? { current: 0, max: 0 };
+      inflight.set(tenant, n);
+      n.current++;
+      n.max = Math.max(n.max, n.current);
+      const done = () => void n.current--;
+      const small = { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10 };
+      const wait = model === "test-hold"
+        ? new Promise<void>((r) => holds.set(w.join(" "), [...(holds.get(w.join(" ")) ?? []), r]))
+        : null;
+      const enc = new TextEncoder();
+      const line = (v: unknown) => enc.encode(`data: ${typeof v === "string" ? v : JSON.stringify(v)}\n\n`);
+      const piece = (t: string) => ({ id, object: "chat.completion.chunk", created: 1, model, choices: [{ index: 0, delta: { content: t }, logprobs: null, finish_reason: null }] });
+      if (body.stream !== true) {
+        await wait;
+        done();
+        return c.json({ id, object: "chat.completion", created: 1, model, choices: [{ index: 0, message: { role: "assistant", content: "ok" }, logprobs: null, finish_reason: "stop" }], usage: small });
+      }
+      let closed = false;
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async start(ctl) {
+            ctl.enqueue(line(piece("held ")));
+            if (wait) await wait;
+            else for (let i = 0; i < 4; i++) {
+              await new Promise((r) => setTimeout(r, 20));
+              if (closed) return;
+              ctl.enqueue(line(piece(`w${i} `)));
+            }
+            if (closed) return;
+            ctl.enqueue(line({ ...piece(""), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }] }));
+            ctl.enqueue(line({ id, object: "chat.completion.chunk", created: 1, model, choices: [], usage: small }));
+            ctl.enqueue(line("[DONE]"));
+            done();
+            ctl.close();
+          },
+          cancel() {
+            closed = true;
+            done();
+            cancelled.push(id);
+          },
+        }),
+        { headers: { "content-type": "text/event-stream" } },
+      );
+    }
 
     const chunk = (piece: string | null, finish: string | null) => ({
       id,

@@ -47,6 +47,8 @@ describe("key policy", () => {
     models: null,
     expiresAt: null,
     lastUsedAt: null,
+    keyLimits: null,
+    tenantLimits: null,
   };
   it("judges keys", () => {
     expect(judgeKey(null, 100)).toEqual({ ok: false, reason: "unknown" });

@@ -6,6 +6,8 @@ import type { AuthContext } from "./auth/key-store.js";
 export interface Env {
   DB: D1Database;
   REGION_MONITOR: DurableObjectNamespace<import("./routing/region-monitor.js").RegionMonitor>;
+  TENANT_LIMITER: DurableObjectNamespace<import("./limits/tenant-limiter.js").TenantLimiterObject>;
+  LIMIT_LEASE_MS?: string;
   GATEWAY_ADMIN_TOKEN?: string;
   /** Shared with the pods: every request to a pod is signed with it. */
   POD_SHARED_SECRET?: string;
@@ -39,6 +41,8 @@ const SettingsSchema = z.object({
   /** How old a region's health snapshot may be before the edge refreshes it in the background. */
   healthSnapshotMs: z.coerce.number().int().positive().default(1_000),
   registryCacheMs: z.coerce.number().int().min(0).default(5_000),
+  /** How long a concurrency lease lives if its request never settles (a crashed isolate). */
+  limitLeaseMs: z.coerce.number().int().positive().default(600_000),
 });
 
 export interface Settings extends z.infer<typeof SettingsSchema> {
@@ -58,6 +62,7 @@ export function settingsFor(env: Env): Settings {
     upstreamDeadlineMs: env.UPSTREAM_DEADLINE_MS || undefined,
     healthSnapshotMs: env.HEALTH_SNAPSHOT_MS || undefined,
     registryCacheMs: env.REGISTRY_CACHE_MS || undefined,
+    limitLeaseMs: env.LIMIT_LEASE_MS || undefined,
   });
   const settings = { ...base, catalog: parseCatalog(env.MODELS ?? []) };
   cached = { env, settings };

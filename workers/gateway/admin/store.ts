@@ -1,4 +1,5 @@
 import type { ApiKey, Tenant } from "../../../src/admin/schemas.js";
+import type { Limits } from "../../../src/limits/limits.js";
 import { displayPrefix, generateApiKey, hashApiKey } from "../../../src/auth/api-keys.js";
 import { newId, nowSeconds } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
@@ -9,6 +10,7 @@ interface TenantRow {
   id: string;
   name: string;
   status: Tenant["status"];
+  limits: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -20,6 +22,7 @@ interface KeyRow {
   display_prefix: string;
   key_hash: string;
   models: string | null;
+  limits: string | null;
   expires_at: number | null;
   status: ApiKey["status"];
   created_at: number;
@@ -28,7 +31,18 @@ interface KeyRow {
   rotated_from: string | null;
 }
 
-const toTenant = (r: TenantRow): Tenant => ({ object: "tenant", ...r });
+const json = <T>(s: string | null): T | null => (s === null ? null : (JSON.parse(s) as T));
+const limitsJson = (l: Limits | null | undefined): string | null => (l ? JSON.stringify(l) : null);
+
+const toTenant = (r: TenantRow): Tenant => ({
+  id: r.id,
+  object: "tenant",
+  name: r.name,
+  status: r.status,
+  limits: json<Limits>(r.limits),
+  created_at: r.created_at,
+  updated_at: r.updated_at,
+});
 
 const toKey = (r: KeyRow): ApiKey => ({
   id: r.id,
@@ -36,7 +50,8 @@ const toKey = (r: KeyRow): ApiKey => ({
   tenant_id: r.tenant_id,
   name: r.name,
   display_prefix: r.display_prefix,
-  models: r.models === null ? null : (JSON.parse(r.models) as string[]),
+  models: json<string[]>(r.models),
+  limits: json<Limits>(r.limits),
   expires_at: r.expires_at,
   status: r.status,
   created_at: r.created_at,
@@ -45,12 +60,12 @@ const toKey = (r: KeyRow): ApiKey => ({
   rotated_from: r.rotated_from,
 });
 
-export async function createTenant(db: D1Database, name: string): Promise<Tenant> {
+export async function createTenant(db: D1Database, name: string, limits?: Limits | null): Promise<Tenant> {
   const now = nowSeconds();
-  const row: TenantRow = { id: newId("ten_"), name, status: "active", created_at: now, updated_at: now };
+  const row: TenantRow = { id: newId("ten_"), name, status: "active", limits: limitsJson(limits), created_at: now, updated_at: now };
   await db
-    .prepare("INSERT INTO tenants (id, name, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?)")
-    .bind(row.id, row.name, row.status, row.created_at, row.updated_at)
+    .prepare("INSERT INTO tenants (id, name, status, limits, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(row.id, row.name, row.status, row.limits, row.created_at, row.updated_at)
     .run();
   return toTenant(row);
 }
@@ -72,13 +87,13 @@ export async function listTenants(db: D1Database, name?: string): Promise<Tenant
 export async function updateTenant(
   db: D1Database,
   id: string,
-  patch: { name?: string; status?: Tenant["status"] },
+  patch: { name?: string; status?: Tenant["status"]; limits?: Limits | null },
 ): Promise<{ tenant: Tenant; keyHashes: string[] }> {
   const current = await getTenant(db, id);
-  const next = { ...current, ...patch, updated_at: nowSeconds() };
+  const next: Tenant = { ...current, ...patch, updated_at: nowSeconds() };
   await db
-    .prepare("UPDATE tenants SET name = ?, status = ?, updated_at = ? WHERE id = ?")
-    .bind(next.name, next.status, next.updated_at, id)
+    .prepare("UPDATE tenants SET name = ?, status = ?, limits = ?, updated_at = ? WHERE id = ?")
+    .bind(next.name, next.status, limitsJson(next.limits), next.updated_at, id)
     .run();
   const { results } = await db.prepare("SELECT key_hash FROM api_keys WHERE tenant_id = ?").bind(id).all<{ key_hash: string }>();
   return { tenant: next, keyHashes: results.map((r) => r.key_hash) };
@@ -89,6 +104,7 @@ export interface NewKey {
   models?: string[] | null;
   expires_at?: number | null;
   key?: string;
+  limits?: Limits | null;
   rotated_from?: string | null;
 }
 
@@ -107,6 +123,7 @@ export async function createKey(db: D1Database, tenantId: string, spec: NewKey):
     display_prefix: displayPrefix(plaintext),
     key_hash: await hashApiKey(plaintext),
     models: spec.models ? JSON.stringify([...new Set(spec.models)]) : null,
+    limits: limitsJson(spec.limits),
     expires_at: spec.expires_at ?? null,
     status: "active",
     created_at: now,
@@ -117,10 +134,10 @@ export async function createKey(db: D1Database, tenantId: string, spec: NewKey):
   try {
     await db
       .prepare(
-        `INSERT INTO api_keys (id, tenant_id, name, display_prefix, key_hash, models, expires_at, status, created_at, rotated_from)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO api_keys (id, tenant_id, name, display_prefix, key_hash, models, limits, expires_at, status, created_at, rotated_from)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .bind(row.id, row.tenant_id, row.name, row.display_prefix, row.key_hash, row.models, row.expires_at, row.status, row.created_at, row.rotated_from)
+      .bind(row.id, row.tenant_id, row.name, row.display_prefix, row.key_hash, row.models, row.limits, row.expires_at, row.status, row.created_at, row.rotated_from)
       .run();
   } catch (e) {
     if (String(e).includes("UNIQUE")) throw errors.conflict("That key is already registered.", "key_exists");
@@ -172,7 +189,8 @@ export async function rotateKey(
   }
   const successor = await createKey(db, old.tenant_id, {
     name: old.name,
-    models: old.models === null ? null : (JSON.parse(old.models) as string[]),
+    models: json<string[]>(old.models),
+    limits: json<Limits>(old.limits),
     expires_at: old.expires_at,
     rotated_from: old.id,
   });
@@ -183,4 +201,18 @@ export async function rotateKey(
     await db.prepare("UPDATE api_keys SET expires_at = ? WHERE id = ?").bind(until, id).run();
   }
   return { key: successor, oldKeyHash: old.key_hash };
+}
+
+/** Changes a key's name, models or limits; returns it with its hash (to drop from the auth cache). */
+export async function updateKey(
+  db: D1Database,
+  id: string,
+  patch: { name?: string | null; models?: string[] | null; limits?: Limits | null },
+): Promise<{ key: ApiKey; keyHash: string }> {
+  const row = await getKeyRow(db, id);
+  if (patch.name !== undefined) row.name = patch.name;
+  if (patch.models !== undefined) row.models = patch.models ? JSON.stringify([...new Set(patch.models)]) : null;
+  if (patch.limits !== undefined) row.limits = limitsJson(patch.limits);
+  await db.prepare("UPDATE api_keys SET name = ?, models = ?, limits = ? WHERE id = ?").bind(row.name, row.models, row.limits, id).run();
+  return { key: toKey(row), keyHash: row.key_hash };
 }

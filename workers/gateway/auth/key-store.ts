@@ -3,19 +3,22 @@ import { judgeKey, shouldTouchLastUsed, type KeyRecord } from "../../../src/auth
 import { TtlCache } from "../../../src/cache/ttl-cache.js";
 import { ApiError, errors } from "../../../src/openai/errors.js";
 import { nowSeconds } from "../../../src/ids.js";
+import type { Limits } from "../../../src/limits/limits.js";
 
 export interface AuthContext {
   tenantId: string;
   keyId: string;
   models: string[] | null;
+  keyLimits: Limits | null;
+  tenantLimits: Limits | null;
   /** `sk-...abcd`: the only form of the key that may appear in logs or messages. */
   display: string;
 }
 
 /**
  * Key lookups are cached per isolate for `authCacheTtlSeconds` (default 30 s), negative results included, so
- * the hot path costs one SHA-256 and a map lookup. A revocation through the admin API drops the entry in the
- * isolate that served it at once; every other isolate sees it within the TTL.
+ * the hot path costs one SHA-256 and a map lookup. A revocation (or a change of limits) through the admin API
+ * drops the entry in the isolate that served it at once; every other isolate sees it within the TTL.
  */
 const cache = new TtlCache<string, KeyRecord | null>(10_000);
 
@@ -28,12 +31,15 @@ interface KeyRow {
   models: string | null;
   expires_at: number | null;
   last_used_at: number | null;
+  key_limits: string | null;
+  tenant_limits: string | null;
 }
 
 async function lookup(db: D1Database, keyHash: string): Promise<KeyRecord | null> {
   const row = await db
     .prepare(
-      `SELECT k.id, k.tenant_id, k.key_hash, k.status, t.status AS tenant_status, k.models, k.expires_at, k.last_used_at
+      `SELECT k.id, k.tenant_id, k.key_hash, k.status, t.status AS tenant_status, k.models, k.expires_at, k.last_used_at,
+              k.limits AS key_limits, t.limits AS tenant_limits
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ?`,
     )
     .bind(keyHash)
@@ -48,6 +54,8 @@ async function lookup(db: D1Database, keyHash: string): Promise<KeyRecord | null
     models: row.models === null ? null : (JSON.parse(row.models) as string[]),
     expiresAt: row.expires_at,
     lastUsedAt: row.last_used_at,
+    keyLimits: row.key_limits === null ? null : (JSON.parse(row.key_limits) as Limits),
+    tenantLimits: row.tenant_limits === null ? null : (JSON.parse(row.tenant_limits) as Limits),
   };
 }
 
@@ -96,5 +104,5 @@ export async function authenticateKey(
     ok.lastUsedAt = nowSec;
     waitUntil(db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(nowSec, ok.id).run());
   }
-  return { tenantId: ok.tenantId, keyId: ok.id, models: ok.models, display };
+  return { tenantId: ok.tenantId, keyId: ok.id, models: ok.models, keyLimits: ok.keyLimits, tenantLimits: ok.tenantLimits, display };
 }

@@ -4,6 +4,7 @@ import {
   CreateKeySchema,
   CreateTenantSchema,
   RotateKeySchema,
+  UpdateKeySchema,
   UpdateTenantSchema,
 } from "../../../src/admin/schemas.js";
 import { validateBody } from "../../../src/openai/validate.js";
@@ -23,8 +24,8 @@ const body = async <S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise
   (await readValidBody(c.req.raw, c.get("settings").maxBodyBytes, schema)).parsed;
 
 admin.post("/tenants", async (c) => {
-  const { name } = await body(c, CreateTenantSchema);
-  return c.json(await store.createTenant(c.env.DB, name), 201);
+  const { name, limits } = await body(c, CreateTenantSchema);
+  return c.json(await store.createTenant(c.env.DB, name, limits), 201);
 });
 
 admin.get("/tenants", async (c) =>
@@ -51,6 +52,13 @@ admin.get("/tenants/:tenant/keys", async (c) =>
 
 admin.delete("/keys/:id", async (c) => {
   const { key, keyHash } = await store.revokeKey(c.env.DB, c.req.param("id"));
+  forgetKeyHash(keyHash);
+  return c.json(key);
+});
+
+admin.patch("/keys/:id", async (c) => {
+  const patch = await body(c, UpdateKeySchema);
+  const { key, keyHash } = await store.updateKey(c.env.DB, c.req.param("id"), patch);
   forgetKeyHash(keyHash);
   return c.json(key);
 });

@@ -1,34 +1,67 @@
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { modelAllowed } from "../../../src/auth/key-policy.js";
+import type { CatalogEntry } from "../../../src/config/catalog.js";
 import { SSE_HEADERS, rewriteSse } from "../../../src/http/sse.js";
+import { readValidBody } from "../../../src/http/request-body.js";
+import { estimateReservation } from "../../../src/limits/limits.js";
 import { ChatCompletionRequestSchema } from "../../../src/openai/chat.js";
 import { CompletionRequestSchema } from "../../../src/openai/completions.js";
 import { ApiError, ErrorBodySchema, errors } from "../../../src/openai/errors.js";
 import { openAiStreamTap, type StreamOutcome } from "../../../src/openai/stream-tap.js";
 import { UsageSchema } from "../../../src/openai/usage.js";
-import { readValidBody } from "../../../src/http/request-body.js";
 import type { AppEnv } from "../env.js";
+import { admit, type LimitTicket } from "../limits/enforce.js";
 import { reportFailure, reportSuccess } from "../routing/health-view.js";
 import { chooseTargets } from "../routing/router.js";
-import { forward } from "../upstream/forward.js";
+import { forward, type Forwarded } from "../upstream/forward.js";
 
-/** `POST /v1/chat/completions` and `POST /v1/completions`: validate, authorise the model, forward, stream back. */
+/** `POST /v1/chat/completions` and `POST /v1/completions`: validate, authorise, limit, route, stream back. */
 export const inference = new Hono<AppEnv>();
 
 inference.post("/chat/completions", (c) => proxy(c, ChatCompletionRequestSchema, "/v1/chat/completions"));
 inference.post("/completions", (c) => proxy(c, CompletionRequestSchema, "/v1/completions"));
 
 type InferenceSchema = typeof ChatCompletionRequestSchema | typeof CompletionRequestSchema;
+type InferenceRequest = z.infer<InferenceSchema>;
 
 async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string): Promise<Response> {
   const settings = c.get("settings");
   const auth = c.get("auth");
   const { raw, parsed } = await readValidBody(c.req.raw, settings.maxBodyBytes, schema);
-  const model = (parsed as z.infer<InferenceSchema>).model;
+  const model = (parsed as InferenceRequest).model;
   const entry = settings.catalog.find((m) => m.id === model);
   if (!entry || !modelAllowed(auth, model)) throw errors.modelNotFound(model);
 
+  const prompt = "messages" in raw ? raw.messages : raw.prompt;
+  const promptTokens = estimateReservation(new TextEncoder().encode(JSON.stringify(prompt)).length, 0);
+  const ticket = await admit(c, promptTokens + completionBudget(parsed as InferenceRequest, entry));
+  try {
+    return await serve(c, entry, raw, parsed as InferenceRequest, path, ticket, promptTokens);
+  } catch (e) {
+    if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model
+    if (e instanceof ApiError && ticket) Object.assign(e.headers, ticket.headers);
+    throw e;
+  }
+}
+
+/** The completion tokens a request may use: max_tokens (or the model's default) for each of its n choices. */
+function completionBudget(r: InferenceRequest, entry: CatalogEntry): number {
+  const max = ("max_completion_tokens" in r ? (r.max_completion_tokens as number | null | undefined) : null) ?? r.max_tokens ?? entry.default_max_tokens;
+  return max * (r.n ?? 1);
+}
+
+async function serve(
+  c: Context<AppEnv>,
+  entry: CatalogEntry,
+  raw: Record<string, unknown>,
+  parsed: InferenceRequest,
+  path: string,
+  ticket: LimitTicket | null,
+  promptTokens: number,
+): Promise<Response> {
+  const settings = c.get("settings");
+  const auth = c.get("auth");
   const stream = parsed.stream === true;
   const clientWantsUsage = stream && parsed.stream_options?.include_usage === true;
   // The edge always asks for usage so every stream can be metered; the tap hides it from clients that did not ask.
@@ -39,6 +72,9 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
   const started = Date.now();
   const targets = await chooseTargets(c, entry, "messages" in raw ? raw.messages : raw.prompt, auth.tenantId);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
+  const takeOut = (t: Forwarded["target"]) => {
+    if (t.podId && t.region) reportFailure(c.env, t.region, t.podId, settings.healthSnapshotMs * 3, waitUntil);
+  };
   const { response, target, attempts } = await forward({
     path,
     body: new TextEncoder().encode(JSON.stringify(upstreamBody)),
@@ -52,23 +88,26 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
     timeoutMs: settings.upstreamTimeoutMs,
     maxAttempts: settings.upstreamMaxAttempts,
     deadlineMs: settings.upstreamDeadlineMs,
-    onFailure: (t) => {
-      if (t.podId && t.region) reportFailure(c.env, t.region, t.podId, settings.healthSnapshotMs * 3, waitUntil);
-    },
+    onFailure: takeOut,
     onSuccess: (t) => t.podId && reportSuccess(t.podId),
   });
-  const upstream = target.podId ?? target.url;
-  const backendHeaders: Record<string, string> = target.podId ? { "x-backend-pod": target.podId, "x-backend-region": target.region! } : {};
+  const headers: Record<string, string> = {
+    ...(target.podId ? { "x-backend-pod": target.podId, "x-backend-region": target.region! } : {}),
+    ...ticket?.headers,
+  };
 
-  const record = (outcome: StreamOutcome) =>
+  /** Ends the request's bookkeeping: limits settle to what it really used; the access record is written. */
+  const finish = (outcome: StreamOutcome): Promise<void> => {
+    const used = outcome.usage?.total_tokens ?? (outcome.chunks > 0 ? promptTokens + outcome.chunks : 0);
+    const settled = ticket?.settle(used) ?? Promise.resolve();
     console.log(
       JSON.stringify({
         msg: "completion",
         request_id: c.get("requestId"),
         tenant_id: auth.tenantId,
         key_id: auth.keyId,
-        model,
-        upstream,
+        model: entry.id,
+        upstream: target.podId ?? target.url,
         attempts,
         stream,
         status: outcome.status,
@@ -77,9 +116,10 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
         duration_ms: Date.now() - started,
       }),
     );
+    return settled;
+  };
 
   if (!response.ok) return upstreamErrorResponse(response, entry.id);
-
   const publicModel = entry.upstream_model ? entry.id : undefined;
 
   if (stream) {
@@ -88,15 +128,15 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
       throw errors.upstreamError(`The backend for model '${entry.id}' did not answer with an event stream.`);
     }
     let settle!: (o: StreamOutcome) => void;
-    c.executionCtx.waitUntil(
+    waitUntil(
       new Promise<StreamOutcome>((r) => (settle = r)).then((o) => {
         // A backend that dies mid-stream is out of rotation for the next requests.
-        if (o.status === "failed" && target.podId && target.region) reportFailure(c.env, target.region, target.podId, settings.healthSnapshotMs * 3, waitUntil);
-        record(o);
+        if (o.status === "failed") takeOut(target);
+        return finish(o);
       }),
     );
-    const body = rewriteSse(response.body, openAiStreamTap({ clientWantsUsage, publicModel, onFinish: settle }));
-    return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...backendHeaders } });
+    const body = rewriteSse(response.body, openAiStreamTap({ clientWantsUsage, ...(publicModel ? { publicModel } : {}), onFinish: settle }), c.req.raw.signal);
+    return new Response(body, { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
   const text = await response.text();
@@ -107,11 +147,11 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
     throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
   }
   const usage = UsageSchema.safeParse(json.usage);
-  record({ status: "completed", usage: usage.success ? usage.data : null, chunks: 1 });
+  waitUntil(finish({ status: "completed", usage: usage.success ? usage.data : null, chunks: 1 }));
   if (publicModel) json.model = publicModel;
   return new Response(publicModel ? JSON.stringify(json) : text, {
     status: response.status,
-    headers: { "content-type": "application/json", ...backendHeaders },
+    headers: { "content-type": "application/json", ...headers },
   });
 }
 
