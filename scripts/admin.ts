@@ -2,20 +2,24 @@ import { parseArgs } from "node:util";
 
 /**
  * `npm run admin -- <command>`: a thin CLI over the gateway's admin API. Prints the API's JSON.
- *   tenants create <name> | tenants list [--name N] | tenants get <id> | tenants suspend <id> | tenants activate <id>
- *   keys create <tenant> [--name N] [--models a,b] [--expires-at <unix seconds | ISO date>]
- *   keys list <tenant> | keys revoke <key-id> | keys rotate <key-id> [--grace-seconds N]
+ *   tenants create <name> [limits] | tenants list [--name N] | tenants get <id> | tenants suspend|activate <id>
+ *   tenants limit <id> [limits]
+ *   keys create <tenant> [--name N] [--models a,b] [--expires-at <unix seconds | ISO date>] [limits]
+ *   keys list <tenant> | keys revoke <key-id> | keys rotate <key-id> [--grace-seconds N] | keys limit <key-id> [limits]
+ *   limits: [--rpm N] [--tpm N] [--max-concurrent N] (none given with "limit" = unlimited)
  * Environment: GATEWAY_URL (default http://127.0.0.1:8787), GATEWAY_ADMIN_TOKEN (required).
  */
 const USAGE = `usage: npm run admin -- <command>
-  tenants create <name>
+  tenants create <name> [--rpm N] [--tpm N] [--max-concurrent N]
   tenants list [--name <name>]
   tenants get <tenant-id>
   tenants suspend <tenant-id> | tenants activate <tenant-id>
-  keys create <tenant-id> [--name <name>] [--models a,b] [--expires-at <unix seconds | ISO date>]
+  tenants limit <tenant-id> [--rpm N] [--tpm N] [--max-concurrent N]     (no limit flags: unlimited)
+  keys create <tenant-id> [--name <name>] [--models a,b] [--expires-at <unix seconds | ISO date>] [--rpm N] [--tpm N] [--max-concurrent N]
   keys list <tenant-id>
   keys revoke <key-id>
   keys rotate <key-id> [--grace-seconds <n>]
+  keys limit <key-id> [--rpm N] [--tpm N] [--max-concurrent N]
 environment: GATEWAY_URL (default http://127.0.0.1:8787), GATEWAY_ADMIN_TOKEN`;
 
 const { positionals, values } = parseArgs({
@@ -25,8 +29,20 @@ const { positionals, values } = parseArgs({
     models: { type: "string" },
     "expires-at": { type: "string" },
     "grace-seconds": { type: "string" },
+    rpm: { type: "string" },
+    tpm: { type: "string" },
+    "max-concurrent": { type: "string" },
   },
 });
+
+/** The limit flags as an API `limits` object; null when none is given. */
+function limits(): Record<string, number> | null {
+  const out: Record<string, number> = {};
+  if (values.rpm) out.rpm = Number(values.rpm);
+  if (values.tpm) out.tpm = Number(values.tpm);
+  if (values["max-concurrent"]) out.max_concurrent = Number(values["max-concurrent"]);
+  return Object.keys(out).length ? out : null;
+}
 
 function expiry(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -59,7 +75,9 @@ async function main(): Promise<number> {
   };
   switch (`${group} ${cmd}`) {
     case "tenants create":
-      return call("POST", "/tenants", { name: arg ?? values.name });
+      return call("POST", "/tenants", { name: arg ?? values.name, ...(limits() ? { limits: limits() } : {}) });
+    case "tenants limit":
+      return call("PATCH", `/tenants/${need("tenant-id")}`, { limits: limits() });
     case "tenants list":
       return call("GET", `/tenants${values.name ? `?name=${encodeURIComponent(values.name)}` : ""}`);
     case "tenants get":
@@ -73,7 +91,10 @@ async function main(): Promise<number> {
         ...(values.name ? { name: values.name } : {}),
         ...(values.models ? { models: values.models.split(",").map((m) => m.trim()).filter(Boolean) } : {}),
         ...(values["expires-at"] ? { expires_at: expiry(values["expires-at"]) } : {}),
+        ...(limits() ? { limits: limits() } : {}),
       });
+    case "keys limit":
+      return call("PATCH", `/keys/${need("key-id")}`, { limits: limits() });
     case "keys list":
       return call("GET", `/tenants/${need("tenant-id")}/keys`);
     case "keys revoke":

@@ -95,7 +95,8 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
   it("admin CLI: create tenant → create key → use key → revoke → 401 within the cache time", async () => {
     const env = { ...process.env, GATEWAY_URL: stack.gatewayUrl, GATEWAY_ADMIN_TOKEN: stack.adminToken };
     const cli = async (...args: string[]) => JSON.parse((await run("npm", ["run", "-s", "admin", "--", ...args], { env })).stdout);
-    const tenant = await cli("tenants", "create", "cli-co");
+    const tenant = await cli("tenants", "create", "cli-co", "--rpm", "100");
+    expect(tenant.limits).toEqual({ rpm: 100 });
     const key = await cli("keys", "create", tenant.id, "--name", "ci", "--models", MODEL);
     expect(key.key).toMatch(/^sk-/);
     const own = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: key.key, maxRetries: 0 });
