@@ -31,9 +31,11 @@ export default defineConfig({
         plugins: [
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");
-            const models = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief"].map((id) => ({
+            const price = { input_per_mtok: 0.27, cached_input_per_mtok: 0.07, output_per_mtok: 1.1 };
+            const models: Record<string, unknown>[] = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief"].map((id) => ({
               id,
               upstreams: [upstream],
+              pricing: price,
             }));
             models.push(
               { id: "test-failover", upstreams: [DEAD, upstream], upstream_model: "test-echo" } as never,
@@ -50,6 +52,7 @@ export default defineConfig({
                   POD_SHARED_SECRET: "test-pod-secret",
                   HEALTH_SNAPSHOT_MS: "100",
                   REGISTRY_CACHE_MS: "0",
+                  WEBHOOK_BACKOFF_BASE_SECONDS: "0",
                   MODELS: JSON.stringify(models),
                   AUTH_CACHE_TTL_SECONDS: "1",
                   UPSTREAM_TIMEOUT_MS: "5000",

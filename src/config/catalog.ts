@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PriceSchema } from "../metering/pricing.js";
 
 /**
  * The models the gateway serves (what /v1/models lists). Backends come from the registry (regions and pods,
@@ -10,6 +11,8 @@ export const CatalogEntrySchema = z.object({
   owned_by: z.string().default("moe-edge"),
   created: z.number().int().default(0),
   context_length: z.number().int().positive().optional(),
+  /** USD per million tokens; turns usage into the cost recorded in the ledger. */
+  pricing: PriceSchema.optional(),
   /** Completion budget assumed for rate limiting when a request sets no max_tokens. */
   default_max_tokens: z.number().int().positive().default(1024),
   upstreams: z.array(z.url({ protocol: /^https?$/ })).default([]),

@@ -18,3 +18,6 @@ export const isLimited = (l: Limits | null | undefined): l is Limits => !!l && (
 export function estimateReservation(promptBytes: number, maxTokens: number): number {
   return Math.ceil(promptBytes / 3) + maxTokens;
 }
+
+/** A neutral prompt estimate (≈ 4 bytes per token) for usage records when a backend's usage never arrived. */
+export const estimatePromptTokens = (promptBytes: number): number => Math.ceil(promptBytes / 4);

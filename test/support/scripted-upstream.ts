@@ -14,6 +14,10 @@ import type { AddressInfo } from "node:net";
  *   test-hold     answers one chunk, then waits for GET /_release?marker=<last user message> (usage: 10 tokens)
  *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
+ *
+ * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
+ * Retry-After: 0 for the first N attempts of each webhook-id then 200, `gone-…` 410 — and GET /_hooks?name=…
+ * lists what arrived (headers, raw body, the status answered).
  */
 export interface RecordedRequest {
   path: string;
@@ -54,6 +58,22 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
     return c.json({ released: waiting.length });
   });
   app.get("/_inflight", (c) => c.json(inflight.get(c.req.query("tenant") ?? "") ?? { current: 0, max: 0 }));
+
+  const hooks: { name: string; headers: Record<string, string>; body: string; status: number }[] = [];
+  const attemptsById = new Map<string, number>();
+  app.post("/_hooks/:name", async (c) => {
+    const name = c.req.param("name");
+    const body = await c.req.text();
+    const headers = Object.fromEntries(c.req.raw.headers.entries());
+    const id = headers["webhook-id"] ?? "";
+    const n = (attemptsById.get(`${name}/${id}`) ?? 0) + 1;
+    attemptsById.set(`${name}/${id}`, n);
+    const flaky = /^flaky(\d+)-/.exec(name);
+    const status = name.startsWith("gone-") ? 410 : flaky && n <= Number(flaky[1]) ? 503 : 200;
+    hooks.push({ name, headers, body, status });
+    return c.body(status === 200 ? "ok" : "no", status as 200, status === 503 ? { "retry-after": "0" } : {});
+  });
+  app.get("/_hooks", (c) => c.json(hooks.filter((h) => h.name === c.req.query("name"))));
 
   app.get("/_state", (c) => c.json({ requests, cancelled }));
   app.get("/health", (c) => c.json({ status: "ok" }));

@@ -6,6 +6,8 @@ import { requestId } from "./middleware/request-id.js";
 import { admin } from "./routes/admin.js";
 import { inference } from "./routes/inference.js";
 import { models } from "./routes/models.js";
+import { adminUsage, tenantUsage } from "./routes/usage.js";
+import { webhooks } from "./routes/webhooks.js";
 
 /** The gateway: OpenAI-compatible `/v1/*` for tenants, `/admin/*` for operators, `/health` for probes. */
 export function createApp(): Hono<AppEnv> {
@@ -21,11 +23,14 @@ export function createApp(): Hono<AppEnv> {
 
   app.use("/v1/*", authenticate);
   app.route("/v1/models", models);
+  app.route("/v1/usage", tenantUsage);
   app.route("/v1", inference);
   app.route("/admin", admin);
+  app.route("/admin/tenants/:tenant/webhooks", webhooks);
+  app.route("/admin/tenants/:tenant/usage", adminUsage);
 
   // Known paths with the wrong method get 405; anything else is an unknown route.
-  const known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/*"];
+  const known = ["/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/models/*", "/v1/usage"];
   for (const path of known) app.all(path, (c) => { throw errors.methodNotAllowed(c.req.method, c.req.path); });
 
   app.notFound((c) => {

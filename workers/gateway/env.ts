@@ -8,6 +8,12 @@ export interface Env {
   REGION_MONITOR: DurableObjectNamespace<import("./routing/region-monitor.js").RegionMonitor>;
   TENANT_LIMITER: DurableObjectNamespace<import("./limits/tenant-limiter.js").TenantLimiterObject>;
   LIMIT_LEASE_MS?: string;
+  USAGE_QUEUE: Queue<unknown>;
+  WEBHOOK_QUEUE: Queue<{ delivery_id: string }>;
+  /** First webhook retry delay; doubles per attempt (with jitter) up to hours. */
+  WEBHOOK_BACKOFF_BASE_SECONDS?: string;
+  /** "production": webhook URLs must be https and public. */
+  ENVIRONMENT?: string;
   GATEWAY_ADMIN_TOKEN?: string;
   /** Shared with the pods: every request to a pod is signed with it. */
   POD_SHARED_SECRET?: string;

@@ -4,7 +4,9 @@ import { modelAllowed } from "../../../src/auth/key-policy.js";
 import type { CatalogEntry } from "../../../src/config/catalog.js";
 import { SSE_HEADERS, rewriteSse } from "../../../src/http/sse.js";
 import { readValidBody } from "../../../src/http/request-body.js";
-import { estimateReservation } from "../../../src/limits/limits.js";
+import { estimatePromptTokens, estimateReservation } from "../../../src/limits/limits.js";
+import { costMicros, countsOf, type TokenCounts } from "../../../src/metering/pricing.js";
+import type { UsageRecord } from "../../../src/metering/usage-record.js";
 import { ChatCompletionRequestSchema } from "../../../src/openai/chat.js";
 import { CompletionRequestSchema } from "../../../src/openai/completions.js";
 import { ApiError, ErrorBodySchema, errors } from "../../../src/openai/errors.js";
@@ -34,10 +36,10 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
   if (!entry || !modelAllowed(auth, model)) throw errors.modelNotFound(model);
 
   const prompt = "messages" in raw ? raw.messages : raw.prompt;
-  const promptTokens = estimateReservation(new TextEncoder().encode(JSON.stringify(prompt)).length, 0);
-  const ticket = await admit(c, promptTokens + completionBudget(parsed as InferenceRequest, entry));
+  const promptBytes = new TextEncoder().encode(JSON.stringify(prompt)).length;
+  const ticket = await admit(c, estimateReservation(promptBytes, completionBudget(parsed as InferenceRequest, entry)));
   try {
-    return await serve(c, entry, raw, parsed as InferenceRequest, path, ticket, promptTokens);
+    return await serve(c, entry, raw, parsed as InferenceRequest, path, ticket, promptBytes);
   } catch (e) {
     if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model
     if (e instanceof ApiError && ticket) Object.assign(e.headers, ticket.headers);
@@ -58,7 +60,7 @@ async function serve(
   parsed: InferenceRequest,
   path: string,
   ticket: LimitTicket | null,
-  promptTokens: number,
+  promptBytes: number,
 ): Promise<Response> {
   const settings = c.get("settings");
   const auth = c.get("auth");
@@ -96,10 +98,33 @@ async function serve(
     ...ticket?.headers,
   };
 
-  /** Ends the request's bookkeeping: limits settle to what it really used; the access record is written. */
-  const finish = (outcome: StreamOutcome): Promise<void> => {
-    const used = outcome.usage?.total_tokens ?? (outcome.chunks > 0 ? promptTokens + outcome.chunks : 0);
+  /**
+   * Ends the request's bookkeeping: limits settle to what it really used, the usage record goes to the metering
+   * queue, the access record is logged. Without the backend's usage (a cancelled or broken stream) the record
+   * carries the edge's estimate: the prompt, and one token per delivered chunk.
+   */
+  const finish = (outcome: StreamOutcome): Promise<unknown> => {
+    const counts: TokenCounts = outcome.usage ? countsOf(outcome.usage) : { prompt: estimatePromptTokens(promptBytes), cached: 0, completion: outcome.chunks };
+    const used = counts.prompt + counts.completion;
+    const record: UsageRecord = {
+      event_id: c.get("requestId"),
+      tenant_id: auth.tenantId,
+      key_id: auth.keyId,
+      model: entry.id,
+      region: target.region,
+      pod: target.podId,
+      status: outcome.status,
+      stream,
+      prompt_tokens: counts.prompt,
+      cached_tokens: counts.cached,
+      completion_tokens: counts.completion,
+      estimated: !outcome.usage,
+      cost_micros: costMicros(counts, entry.pricing),
+      started_at: Math.floor(started / 1000),
+      ended_at: Math.floor(Date.now() / 1000),
+    };
     const settled = ticket?.settle(used) ?? Promise.resolve();
+    const metered = c.env.USAGE_QUEUE.send(record).catch((e: unknown) => console.error(JSON.stringify({ msg: "usage record not queued", request_id: record.event_id, error: String(e) })));
     console.log(
       JSON.stringify({
         msg: "completion",
@@ -116,7 +141,7 @@ async function serve(
         duration_ms: Date.now() - started,
       }),
     );
-    return settled;
+    return Promise.all([settled, metered]);
   };
 
   if (!response.ok) return upstreamErrorResponse(response, entry.id);

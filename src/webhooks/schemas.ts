@@ -1,0 +1,33 @@
+import { z } from "zod";
+
+export const WEBHOOK_EVENT_TYPES = ["usage.recorded", "usage.hourly"] as const;
+export const WebhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
+export type WebhookEventType = z.infer<typeof WebhookEventTypeSchema>;
+
+export const CreateWebhookSchema = z.object({
+  url: z.string().max(2048),
+  events: z.array(WebhookEventTypeSchema).min(1).default([...WEBHOOK_EVENT_TYPES]),
+});
+
+export const RotateSecretSchema = z.object({
+  /** How long the old secret keeps signing next to the new one. */
+  overlap_seconds: z.number().int().min(0).max(7 * 24 * 3600).default(24 * 3600),
+});
+
+export const ReplaySchema = z.object({
+  /** Unix seconds: usage events that ended in [from, to) are sent again. */
+  from: z.number().int().nonnegative(),
+  to: z.number().int().positive(),
+});
+
+export const WebhookEndpointSchema = z.object({
+  id: z.string(),
+  object: z.literal("webhook_endpoint"),
+  tenant_id: z.string(),
+  url: z.string(),
+  events: z.array(WebhookEventTypeSchema),
+  status: z.enum(["active", "disabled"]),
+  disabled_reason: z.string().nullable(),
+  created_at: z.number().int(),
+});
+export type WebhookEndpoint = z.infer<typeof WebhookEndpointSchema>;

@@ -1,0 +1,113 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { UsageRecordSchema, type UsageRecord } from "../../src/metering/usage-record.js";
+import worker from "../../workers/gateway/index.js";
+import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
+
+async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
+  const deadline = Date.now() + ms;
+  let v = await f();
+  while (!ok(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await f();
+  }
+  return v;
+}
+
+const rowsOf = async (tenant: string) =>
+  (await env.DB.prepare("SELECT * FROM usage_events WHERE tenant_id = ? ORDER BY event_id").bind(tenant).all<Record<string, number | string | null>>()).results;
+const hourlyOf = async (tenant: string) =>
+  (await env.DB.prepare("SELECT * FROM usage_hourly WHERE tenant_id = ? ORDER BY model, hour").bind(tenant).all()).results;
+
+describe("usage metering into the D1 ledger", () => {
+  it("200 requests (stream, non-stream, cancelled) → 200 rows whose sums match what clients saw; redelivery changes nothing", async () => {
+    const { key, tenant } = await newTenantKey();
+    let seenPrompt = 0;
+    let seenCompletion = 0;
+    const cancelledIds: string[] = [];
+    const jobs = Array.from({ length: 200 }, async (_, i) => {
+      const kind = i % 4;
+      const content = `request ${i} ${"word ".repeat(i % 7)}`;
+      if (kind === 0) {
+        const r = await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content }] }));
+        const u = ((await r.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+        seenPrompt += u.prompt_tokens;
+        seenCompletion += u.completion_tokens;
+      } else if (kind === 1 || kind === 2) {
+        const r = await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content }], stream: true, stream_options: { include_usage: true } }));
+        const text = await r.text();
+        const usage = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6))).find((c) => c.usage)!.usage;
+        seenPrompt += usage.prompt_tokens;
+        seenCompletion += usage.completion_tokens;
+      } else {
+        const r = await gw("/v1/chat/completions", authed(key, { model: "test-slow", messages: [{ role: "user", content }], stream: true }));
+        cancelledIds.push(r.headers.get("x-request-id")!);
+        const reader = r.body!.getReader();
+        await reader.read();
+        await reader.read();
+        await reader.cancel();
+      }
+    });
+    await Promise.all(jobs);
+    const rows = await eventually(15_000, () => rowsOf(tenant), (r) => r.length >= 200);
+    expect(rows).toHaveLength(200);
+    const done = rows.filter((r) => r.status === "completed");
+    expect(done).toHaveLength(150);
+    expect(done.reduce((a, r) => a + Number(r.prompt_tokens), 0)).toBe(seenPrompt);
+    expect(done.reduce((a, r) => a + Number(r.completion_tokens), 0)).toBe(seenCompletion);
+    expect(done.every((r) => r.estimated === 0 && Number(r.cost_micros) > 0)).toBe(true);
+    const cancelled = rows.filter((r) => r.status === "cancelled");
+    expect(cancelled.map((r) => r.event_id).sort()).toEqual([...cancelledIds].sort());
+    expect(cancelled.every((r) => r.estimated === 1 && Number(r.completion_tokens) >= 1)).toBe(true);
+    const hourly = await hourlyOf(tenant);
+    expect(hourly.reduce((a, h) => a + Number((h as { requests: number }).requests), 0)).toBe(200);
+
+    // The same records delivered again, twice: the ledger and the aggregates do not move.
+    const records: UsageRecord[] = rows.map((r) =>
+      UsageRecordSchema.parse({ ...r, stream: r.stream === 1, estimated: r.estimated === 1 }),
+    );
+    for (let round = 0; round < 2; round++) {
+      const batch = createMessageBatch("usage-events", records.map((body, i) => ({ id: `redelivery-${round}-${i}`, timestamp: new Date(), attempts: 2, body })));
+      const ctx = createExecutionContext();
+      await worker.queue(batch, env, ctx);
+      const result = await getQueueResult(batch, ctx);
+      expect(result.explicitAcks.length + (result.ackAll ? records.length : 0)).toBeGreaterThanOrEqual(records.length);
+    }
+    expect(await rowsOf(tenant)).toHaveLength(200);
+    expect(await hourlyOf(tenant)).toEqual(hourly);
+  }, 60_000);
+
+  it("prices usage with the model's price table, cached prompt tokens at their own price", async () => {
+    const { key, tenant } = await newTenantKey();
+    const r = await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content: "one two three" }] }));
+    const u = ((await r.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (x) => x.length === 1);
+    // test-echo reports no cached tokens: prompt at 0.27 $/M, completion at 1.10 $/M.
+    expect(row!.cost_micros).toBe(Math.round(u.prompt_tokens * 0.27 + u.completion_tokens * 1.1));
+  });
+});
+
+describe("usage API", () => {
+  it("reports a tenant's own usage, grouped; another tenant's key sees only its own", async () => {
+    const a = await newTenantKey();
+    const b = await newTenantKey();
+    for (let i = 0; i < 3; i++) await (await gw("/v1/chat/completions", authed(a.key, { model: "test-echo", messages: [{ role: "user", content: `a ${i}` }] }))).text();
+    await (await gw("/v1/chat/completions", authed(b.key, { model: "test-echo", messages: [{ role: "user", content: "b" }] }))).text();
+    await eventually(10_000, () => rowsOf(a.tenant), (x) => x.length === 3);
+    await eventually(10_000, () => rowsOf(b.tenant), (x) => x.length === 1);
+    const own = await gw("/v1/usage?group_by=model", { headers: { authorization: `Bearer ${a.key}` } });
+    const report = (await own.json()) as { tenant_id: string; data: { model: string; requests: number }[] };
+    expect(report.tenant_id).toBe(a.tenant);
+    expect(report.data).toEqual([expect.objectContaining({ model: "test-echo", requests: 3 })]);
+    // No parameter, header or path lets A read B.
+    for (const path of [`/v1/usage?tenant_id=${b.tenant}`, `/v1/usage?tenant=${b.tenant}`]) {
+      const r = (await (await gw(path, { headers: { authorization: `Bearer ${a.key}` } })).json()) as { tenant_id: string };
+      expect(r.tenant_id).toBe(a.tenant);
+    }
+    expect((await gw(`/admin/tenants/${b.tenant}/usage`, { headers: { authorization: `Bearer ${a.key}` } })).status).toBe(401);
+    const admin = await adminCall<{ data: { key: string; requests: number }[] }>("GET", `/tenants/${b.tenant}/usage?group_by=key`);
+    expect(admin.json.data).toEqual([expect.objectContaining({ key: b.keyId, requests: 1 })]);
+    expect((await adminCall("GET", `/tenants/${b.tenant}/usage?group_by=week`)).status).toBe(400);
+  });
+});

@@ -1,0 +1,142 @@
+import { createScheduledController, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { Webhook } from "standardwebhooks";
+import { describe, expect, it } from "vitest";
+import worker from "../../workers/gateway/index.js";
+import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
+
+interface Hook {
+  name: string;
+  headers: Record<string, string>;
+  body: string;
+  status: number;
+}
+const hooks = async (name: string): Promise<Hook[]> => (await fetch(`${env.UPSTREAM_URL}/_hooks?name=${name}`)).json();
+
+async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
+  const deadline = Date.now() + ms;
+  let v = await f();
+  while (!ok(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await f();
+  }
+  return v;
+}
+
+async function endpoint(tenant: string, name: string, events?: string[]) {
+  const r = await adminCall<{ id: string; secret: string; url: string }>("POST", `/tenants/${tenant}/webhooks`, { url: `${env.UPSTREAM_URL}/_hooks/${name}`, ...(events ? { events } : {}) });
+  expect(r.status).toBe(201);
+  return r.json;
+}
+
+const call = async (key: string, i: number) => (await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content: `billable ${i}` }] }))).text();
+const eventIdsOf = (h: Hook) => (JSON.parse(h.body) as { data: { events: { event_id: string }[] } }).data.events.map((e) => e.event_id);
+
+describe("billing webhooks (Standard Webhooks)", () => {
+  it("a receiver failing its first attempts gets every event, validly signed, duplicates only as retries of one id", async () => {
+    const { key, tenant } = await newTenantKey();
+    const name = `flaky2-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name);
+    expect(ep.secret).toMatch(/^whsec_/);
+    const n = 12;
+    for (let i = 0; i < n; i++) await call(key, i);
+    const ledger = await eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === n);
+    const received = await eventually(20_000, () => hooks(name), (hs) => new Set(hs.filter((h) => h.status === 200).flatMap(eventIdsOf)).size === n);
+    const wh = new Webhook(ep.secret);
+    for (const h of received) expect(() => wh.verify(h.body, h.headers)).not.toThrow();
+    const delivered = received.filter((h) => h.status === 200);
+    expect(new Set(delivered.flatMap(eventIdsOf))).toEqual(new Set(ledger.map((r) => r.event_id)));
+    // Each webhook-id: failures first, exactly one success, all with the same body.
+    const byId = new Map<string, Hook[]>();
+    for (const h of received) byId.set(h.headers["webhook-id"]!, [...(byId.get(h.headers["webhook-id"]!) ?? []), h]);
+    for (const attempts of byId.values()) {
+      expect(attempts.map((a) => a.status)).toEqual([503, 503, 200]);
+      expect(new Set(attempts.map((a) => a.body)).size).toBe(1);
+      expect(JSON.parse(attempts[0]!.body).type).toBe("usage.recorded");
+    }
+    const deliveries = await adminCall<{ data: { status: string; attempts: number }[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`);
+    expect(deliveries.json.data.every((d) => d.status === "delivered" && d.attempts === 3)).toBe(true);
+  }, 40_000);
+
+  it("a receiver answering 410 disables its endpoint", async () => {
+    const { key, tenant } = await newTenantKey();
+    const name = `gone-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name);
+    await call(key, 0);
+    await eventually(10_000, () => hooks(name), (hs) => hs.length > 0);
+    const list = await eventually(10_000, async () => (await adminCall<{ data: { id: string; status: string; disabled_reason: string }[] }>("GET", `/tenants/${tenant}/webhooks`)).json.data, (d) => d[0]?.status === "disabled");
+    expect(list[0]).toMatchObject({ id: ep.id, status: "disabled" });
+    expect(list[0]!.disabled_reason).toMatch(/410/);
+    await call(key, 1);
+    await eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_events WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 2);
+    expect(await hooks(name)).toHaveLength(1); // nothing more is sent to a disabled endpoint
+  });
+
+  it("replay re-sends a time range; rotation signs with both secrets during the overlap", async () => {
+    const { key, tenant } = await newTenantKey();
+    const name = `ok-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name);
+    const t0 = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 3; i++) await call(key, i);
+    await eventually(10_000, () => hooks(name), (hs) => new Set(hs.flatMap(eventIdsOf)).size === 3);
+    const rotated = await adminCall<{ secret: string }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/rotate-secret`, { overlap_seconds: 3600 });
+    expect(rotated.json.secret).not.toBe(ep.secret);
+    const replay = await adminCall<{ deliveries: number; events: number }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: t0 - 1, to: t0 + 3600 });
+    expect(replay.status).toBe(202);
+    expect(replay.json).toEqual({ deliveries: 1, events: 3 });
+    const all = await eventually(10_000, () => hooks(name), (hs) => hs.some((h) => JSON.parse(h.body).data.replay));
+    const replayed = all.find((h) => JSON.parse(h.body).data.replay)!;
+    expect(new Set(eventIdsOf(replayed))).toEqual(new Set(all.filter((h) => !JSON.parse(h.body).data.replay).flatMap(eventIdsOf)));
+    expect(replayed.headers["webhook-signature"]!.split(" ")).toHaveLength(2);
+    expect(() => new Webhook(ep.secret).verify(replayed.body, replayed.headers)).not.toThrow();
+    expect(() => new Webhook(rotated.json.secret).verify(replayed.body, replayed.headers)).not.toThrow();
+    expect(() => new Webhook(`whsec_${btoa("x".repeat(32))}`).verify(replayed.body, replayed.headers)).toThrow();
+  });
+
+  it("sends usage.hourly for the hour that ended, once", async () => {
+    const { tenant, keyId } = await newTenantKey();
+    const name = `ok-${crypto.randomUUID()}`;
+    await endpoint(tenant, name, ["usage.hourly"]);
+    const lastHour = Math.floor(Date.now() / 1000) - 3600;
+    const records = [1, 2].map((i) => ({
+      event_id: `hourly-${tenant}-${i}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed", stream: false,
+      prompt_tokens: 10, cached_tokens: 4, completion_tokens: 5, estimated: false, cost_micros: 12, started_at: lastHour, ended_at: lastHour,
+    }));
+    await env.USAGE_QUEUE.sendBatch(records.map((body) => ({ body })));
+    await eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
+    for (let run = 0; run < 2; run++) {
+      const ctx = createExecutionContext();
+      await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), env, ctx);
+      await waitOnExecutionContext(ctx);
+    }
+    const got = await eventually(10_000, () => hooks(name), (hs) => hs.length >= 1);
+    expect(got).toHaveLength(1);
+    const payload = JSON.parse(got[0]!.body);
+    expect(payload.type).toBe("usage.hourly");
+    expect(payload.data.models).toEqual([{ model: "test-echo", requests: 2, prompt_tokens: 20, cached_tokens: 8, completion_tokens: 10, cost_micros: 24 }]);
+  });
+
+  it("dead-letters a delivery after its last attempt; the admin API lists it and can send it again", async () => {
+    const { key, tenant } = await newTenantKey();
+    const name = `flaky99-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name);
+    await call(key, 0);
+    const dead = await eventually(30_000, async () => (await adminCall<{ data: { id: string; attempts: number; status: string; dead_at: number | null; last_status: number }[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries?status=dead`)).json.data, (d) => d.length === 1);
+    expect(dead[0]).toMatchObject({ attempts: 15, status: "dead", last_status: 503 });
+    expect(dead[0]!.dead_at).not.toBeNull();
+    expect(new Set((await hooks(name)).map((h) => h.headers["webhook-id"]))).toEqual(new Set([dead[0]!.id]));
+    const again = await adminCall<{ status: string }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/deliveries/${dead[0]!.id}/retry`);
+    expect(again.status).toBe(202);
+    await eventually(10_000, () => hooks(name), (hs) => hs.length > 15);
+  }, 60_000);
+
+  it("validates endpoint URLs and keeps webhook routes behind the admin token", async () => {
+    const { key, tenant } = await newTenantKey();
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks`, { url: "not a url" })).status).toBe(400);
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks`, { url: "ftp://example.com/x" })).status).toBe(400);
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks`, { url: "https://example.com/x", events: ["nope"] })).status).toBe(400);
+    expect((await adminCall("POST", "/tenants/ten_missing/webhooks", { url: "https://example.com/x" })).status).toBe(404);
+    const asTenant = await gw(`/admin/tenants/${tenant}/webhooks`, { headers: { authorization: `Bearer ${key}` } });
+    expect(asTenant.status).toBe(401);
+  });
+});

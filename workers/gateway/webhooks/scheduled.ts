@@ -1,0 +1,35 @@
+import { nowSeconds } from "../../../src/ids.js";
+import type { Env } from "../env.js";
+import { hourOf } from "../metering/ledger.js";
+
+/**
+ * Hourly (cron): one usage.hourly delivery per subscribed endpoint for each tenant with usage in the hour that
+ * just ended (its id names endpoint and hour, so a repeated run creates nothing new), and a sweep that
+ * re-queues pending deliveries never attempted for 10 minutes (a crash between creating and queueing one).
+ */
+export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<string[]> {
+  const hour = hourOf(now) - 3600;
+  const ts = new Date(now * 1000).toISOString();
+  const created = await env.DB.prepare(
+    `INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, created_at)
+     SELECT 'hourly_' || e.id || '_' || ?, e.id, e.tenant_id, 'usage.hourly',
+       json_object('type', 'usage.hourly', 'timestamp', ?, 'data', json_object(
+         'tenant_id', e.tenant_id, 'hour_start', ?, 'hour_end', ?,
+         'models', (SELECT json_group_array(json_object('model', model, 'requests', requests, 'prompt_tokens', prompt_tokens,
+             'cached_tokens', cached_tokens, 'completion_tokens', completion_tokens, 'cost_micros', cost_micros))
+           FROM usage_hourly h WHERE h.tenant_id = e.tenant_id AND h.hour = ?))), ?
+     FROM webhook_endpoints e
+     WHERE e.status = 'active' AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE value = 'usage.hourly')
+       AND EXISTS (SELECT 1 FROM usage_hourly h WHERE h.tenant_id = e.tenant_id AND h.hour = ?)
+     ON CONFLICT (id) DO NOTHING
+     RETURNING id`,
+  )
+    .bind(hour, ts, hour, hour + 3600, hour, now, hour)
+    .all<{ id: string }>();
+  const stale = await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ?")
+    .bind(now - 600)
+    .all<{ id: string }>();
+  const ids = [...created.results, ...stale.results].map((r) => r.id);
+  if (ids.length) await env.WEBHOOK_QUEUE.sendBatch(ids.map((id) => ({ body: { delivery_id: id } })));
+  return ids;
+}
