@@ -70,7 +70,7 @@ describe("usage metering into the D1 ledger", () => {
     for (let round = 0; round < 2; round++) {
       const batch = createMessageBatch("usage-events", records.map((body, i) => ({ id: `redelivery-${round}-${i}`, timestamp: new Date(), attempts: 2, body })));
       const ctx = createExecutionContext();
-      await worker.queue(batch, env, ctx);
+      await worker.queue(batch, env);
       const result = await getQueueResult(batch, ctx);
       expect(result.explicitAcks.length + (result.ackAll ? records.length : 0)).toBeGreaterThanOrEqual(records.length);
     }
