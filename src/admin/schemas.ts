@@ -5,14 +5,28 @@ import { LimitsSchema } from "../limits/limits.js";
 
 export const TenantStatusSchema = z.enum(["active", "suspended"]);
 
+/** Edge response cache for a tenant's deterministic requests (temperature 0 or a seed). */
+export const ResponseCacheSettingsSchema = z.object({
+  enabled: z.boolean().default(true),
+  ttl_seconds: z.number().int().min(1).max(7 * 24 * 3600).default(3600),
+});
+export type ResponseCacheSettings = z.infer<typeof ResponseCacheSettingsSchema>;
+export const DEFAULT_RESPONSE_CACHE: ResponseCacheSettings = { enabled: true, ttl_seconds: 3600 };
+
 export const CreateTenantSchema = z.object({
   name: z.string().trim().min(1, "name must not be empty").max(200),
   limits: LimitsSchema.nullish(),
+  response_cache: ResponseCacheSettingsSchema.nullish(),
 });
 
 export const UpdateTenantSchema = z
-  .object({ name: z.string().trim().min(1).max(200).optional(), status: TenantStatusSchema.optional(), limits: LimitsSchema.nullable().optional() })
-  .refine((v) => v.name !== undefined || v.status !== undefined || v.limits !== undefined, "nothing to update: send name, status and/or limits");
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    status: TenantStatusSchema.optional(),
+    limits: LimitsSchema.nullable().optional(),
+    response_cache: ResponseCacheSettingsSchema.nullable().optional(),
+  })
+  .refine((v) => Object.values(v).some((x) => x !== undefined), "nothing to update: send name, status, limits and/or response_cache");
 
 export const TenantSchema = z.object({
   id: z.string(),
@@ -20,6 +34,7 @@ export const TenantSchema = z.object({
   name: z.string(),
   status: TenantStatusSchema,
   limits: LimitsSchema.nullable(),
+  response_cache: ResponseCacheSettingsSchema,
   created_at: z.number().int(),
   updated_at: z.number().int(),
 });

@@ -1,3 +1,4 @@
+import type { ResponseCacheSettings } from "../admin/schemas.js";
 import type { Limits } from "../limits/limits.js";
 
 /** What the edge knows about a key after looking up its hash. */
@@ -13,6 +14,7 @@ export interface KeyRecord {
   lastUsedAt: number | null;
   keyLimits: Limits | null;
   tenantLimits: Limits | null;
+  responseCache: ResponseCacheSettings;
 }
 
 export type KeyVerdict = { ok: true } | { ok: false; reason: "unknown" | "revoked" | "expired" | "tenant_suspended" };

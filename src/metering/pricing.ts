@@ -29,3 +29,8 @@ export function countsOf(u: Usage): TokenCounts {
   const cached = u.prompt_tokens_details?.cached_tokens ?? u.prompt_cache_hit_tokens ?? 0;
   return { prompt: u.prompt_tokens, cached, completion: u.completion_tokens };
 }
+
+/** An edge cache hit used no GPU: every token it returns is priced at the cached-input rate. */
+export function hitCostMicros(t: TokenCounts, p: Price | null | undefined): number {
+  return p ? Math.round((t.prompt + t.completion) * p.cached_input_per_mtok) : 0;
+}

@@ -18,6 +18,8 @@ export interface StreamTapOptions {
   clientWantsUsage: boolean;
   /** Rewrite `model` in every chunk to this public id (when the upstream knows the model by another name). */
   publicModel?: string;
+  /** Sees every parsed chunk as it passes (before rewriting), e.g. to assemble a cache entry. */
+  onChunk?: (chunk: Record<string, unknown>) => void;
   onFinish(outcome: StreamOutcome): void;
 }
 
@@ -58,6 +60,7 @@ export function openAiStreamTap(opts: StreamTapOptions): SseRewriter {
         finish("failed", "upstream sent an error event");
         return sseEvent(m.data, m.event);
       }
+      opts.onChunk?.(obj);
       let changed = false;
       if (obj.usage != null) {
         const parsed = UsageSchema.safeParse(obj.usage);

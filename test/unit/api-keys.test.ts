@@ -49,6 +49,7 @@ describe("key policy", () => {
     lastUsedAt: null,
     keyLimits: null,
     tenantLimits: null,
+    responseCache: { enabled: true, ttl_seconds: 3600 },
   };
   it("judges keys", () => {
     expect(judgeKey(null, 100)).toEqual({ ok: false, reason: "unknown" });

@@ -21,15 +21,27 @@ const hourlyOf = async (tenant: string) =>
   (await env.DB.prepare("SELECT * FROM usage_hourly WHERE tenant_id = ? ORDER BY model, hour").bind(tenant).all()).results;
 
 describe("usage metering into the D1 ledger", () => {
-  it("200 requests (stream, non-stream, cancelled) → 200 rows whose sums match what clients saw; redelivery changes nothing", async () => {
+  it("200 requests (stream, non-stream, cancelled, cache hits) → 200 rows whose sums match what clients saw; redelivery changes nothing", async () => {
     const { key, tenant } = await newTenantKey();
     let seenPrompt = 0;
     let seenCompletion = 0;
     const cancelledIds: string[] = [];
-    const jobs = Array.from({ length: 200 }, async (_, i) => {
+    const deterministic = { model: "test-echo", messages: [{ role: "user", content: `the cached one ${tenant}` }], temperature: 0 };
+    const see = (u: { prompt_tokens: number; completion_tokens: number }) => {
+      seenPrompt += u.prompt_tokens;
+      seenCompletion += u.completion_tokens;
+    };
+    // Request 0 fills the edge cache; every fourth request after it is a hit.
+    see(((await (await gw("/v1/chat/completions", authed(key, deterministic))).json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage);
+    const jobs = Array.from({ length: 199 }, async (_, j) => {
+      const i = j + 1;
       const kind = i % 4;
       const content = `request ${i} ${"word ".repeat(i % 7)}`;
-      if (kind === 0) {
+      if (kind === 3) {
+        const r = await gw("/v1/chat/completions", authed(key, deterministic));
+        expect(r.headers.get("x-cache")).toBe("HIT");
+        see(((await r.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage);
+      } else if (kind === 0) {
         const r = await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content }] }));
         const u = ((await r.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
         seenPrompt += u.prompt_tokens;
@@ -52,12 +64,14 @@ describe("usage metering into the D1 ledger", () => {
     await Promise.all(jobs);
     const rows = await eventually(15_000, () => rowsOf(tenant), (r) => r.length >= 200);
     expect(rows).toHaveLength(200);
-    const done = rows.filter((r) => r.status === "completed");
-    expect(done).toHaveLength(150);
-    expect(done.reduce((a, r) => a + Number(r.prompt_tokens), 0)).toBe(seenPrompt);
-    expect(done.reduce((a, r) => a + Number(r.completion_tokens), 0)).toBe(seenCompletion);
-    expect(done.every((r) => r.estimated === 0 && Number(r.cost_micros) > 0)).toBe(true);
+    const seen = rows.filter((r) => r.status === "completed" || r.status === "cache_hit");
+    expect(rows.filter((r) => r.status === "cache_hit")).toHaveLength(50);
+    expect(seen).toHaveLength(150);
+    expect(seen.reduce((a, r) => a + Number(r.prompt_tokens), 0)).toBe(seenPrompt);
+    expect(seen.reduce((a, r) => a + Number(r.completion_tokens), 0)).toBe(seenCompletion);
+    expect(seen.every((r) => r.estimated === 0 && Number(r.cost_micros) > 0)).toBe(true);
     const cancelled = rows.filter((r) => r.status === "cancelled");
+    expect(cancelled).toHaveLength(50);
     expect(cancelled.map((r) => r.event_id).sort()).toEqual([...cancelledIds].sort());
     expect(cancelled.every((r) => r.estimated === 1 && Number(r.completion_tokens) >= 1)).toBe(true);
     const hourly = await hourlyOf(tenant);

@@ -1,4 +1,4 @@
-import type { ApiKey, Tenant } from "../../../src/admin/schemas.js";
+import { DEFAULT_RESPONSE_CACHE, type ApiKey, type ResponseCacheSettings, type Tenant } from "../../../src/admin/schemas.js";
 import type { Limits } from "../../../src/limits/limits.js";
 import { displayPrefix, generateApiKey, hashApiKey } from "../../../src/auth/api-keys.js";
 import { newId, nowSeconds } from "../../../src/ids.js";
@@ -11,6 +11,7 @@ interface TenantRow {
   name: string;
   status: Tenant["status"];
   limits: string | null;
+  response_cache: string | null;
   created_at: number;
   updated_at: number;
 }
@@ -40,6 +41,7 @@ const toTenant = (r: TenantRow): Tenant => ({
   name: r.name,
   status: r.status,
   limits: json<Limits>(r.limits),
+  response_cache: json<ResponseCacheSettings>(r.response_cache) ?? DEFAULT_RESPONSE_CACHE,
   created_at: r.created_at,
   updated_at: r.updated_at,
 });
@@ -60,12 +62,12 @@ const toKey = (r: KeyRow): ApiKey => ({
   rotated_from: r.rotated_from,
 });
 
-export async function createTenant(db: D1Database, name: string, limits?: Limits | null): Promise<Tenant> {
+export async function createTenant(db: D1Database, name: string, limits?: Limits | null, cache?: ResponseCacheSettings | null): Promise<Tenant> {
   const now = nowSeconds();
-  const row: TenantRow = { id: newId("ten_"), name, status: "active", limits: limitsJson(limits), created_at: now, updated_at: now };
+  const row: TenantRow = { id: newId("ten_"), name, status: "active", limits: limitsJson(limits), response_cache: cache ? JSON.stringify(cache) : null, created_at: now, updated_at: now };
   await db
-    .prepare("INSERT INTO tenants (id, name, status, limits, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)")
-    .bind(row.id, row.name, row.status, row.limits, row.created_at, row.updated_at)
+    .prepare("INSERT INTO tenants (id, name, status, limits, response_cache, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+    .bind(row.id, row.name, row.status, row.limits, row.response_cache, row.created_at, row.updated_at)
     .run();
   return toTenant(row);
 }
@@ -87,13 +89,13 @@ export async function listTenants(db: D1Database, name?: string): Promise<Tenant
 export async function updateTenant(
   db: D1Database,
   id: string,
-  patch: { name?: string; status?: Tenant["status"]; limits?: Limits | null },
+  patch: { name?: string; status?: Tenant["status"]; limits?: Limits | null; response_cache?: ResponseCacheSettings | null },
 ): Promise<{ tenant: Tenant; keyHashes: string[] }> {
   const current = await getTenant(db, id);
-  const next: Tenant = { ...current, ...patch, updated_at: nowSeconds() };
+  const next: Tenant = { ...current, ...patch, response_cache: patch.response_cache === null ? DEFAULT_RESPONSE_CACHE : (patch.response_cache ?? current.response_cache), updated_at: nowSeconds() };
   await db
-    .prepare("UPDATE tenants SET name = ?, status = ?, limits = ?, updated_at = ? WHERE id = ?")
-    .bind(next.name, next.status, limitsJson(next.limits), next.updated_at, id)
+    .prepare("UPDATE tenants SET name = ?, status = ?, limits = ?, response_cache = ?, updated_at = ? WHERE id = ?")
+    .bind(next.name, next.status, limitsJson(next.limits), JSON.stringify(next.response_cache), next.updated_at, id)
     .run();
   const { results } = await db.prepare("SELECT key_hash FROM api_keys WHERE tenant_id = ?").bind(id).all<{ key_hash: string }>();
   return { tenant: next, keyHashes: results.map((r) => r.key_hash) };

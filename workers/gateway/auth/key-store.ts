@@ -4,6 +4,7 @@ import { TtlCache } from "../../../src/cache/ttl-cache.js";
 import { ApiError, errors } from "../../../src/openai/errors.js";
 import { nowSeconds } from "../../../src/ids.js";
 import type { Limits } from "../../../src/limits/limits.js";
+import { DEFAULT_RESPONSE_CACHE, type ResponseCacheSettings } from "../../../src/admin/schemas.js";
 
 export interface AuthContext {
   tenantId: string;
@@ -11,6 +12,7 @@ export interface AuthContext {
   models: string[] | null;
   keyLimits: Limits | null;
   tenantLimits: Limits | null;
+  responseCache: ResponseCacheSettings;
   /** `sk-...abcd`: the only form of the key that may appear in logs or messages. */
   display: string;
 }
@@ -33,13 +35,14 @@ interface KeyRow {
   last_used_at: number | null;
   key_limits: string | null;
   tenant_limits: string | null;
+  tenant_cache: string | null;
 }
 
 async function lookup(db: D1Database, keyHash: string): Promise<KeyRecord | null> {
   const row = await db
     .prepare(
       `SELECT k.id, k.tenant_id, k.key_hash, k.status, t.status AS tenant_status, k.models, k.expires_at, k.last_used_at,
-              k.limits AS key_limits, t.limits AS tenant_limits
+              k.limits AS key_limits, t.limits AS tenant_limits, t.response_cache AS tenant_cache
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ?`,
     )
     .bind(keyHash)
@@ -56,6 +59,7 @@ async function lookup(db: D1Database, keyHash: string): Promise<KeyRecord | null
     lastUsedAt: row.last_used_at,
     keyLimits: row.key_limits === null ? null : (JSON.parse(row.key_limits) as Limits),
     tenantLimits: row.tenant_limits === null ? null : (JSON.parse(row.tenant_limits) as Limits),
+    responseCache: row.tenant_cache === null ? DEFAULT_RESPONSE_CACHE : (JSON.parse(row.tenant_cache) as ResponseCacheSettings),
   };
 }
 
@@ -104,5 +108,5 @@ export async function authenticateKey(
     ok.lastUsedAt = nowSec;
     waitUntil(db.prepare("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(nowSec, ok.id).run());
   }
-  return { tenantId: ok.tenantId, keyId: ok.id, models: ok.models, keyLimits: ok.keyLimits, tenantLimits: ok.tenantLimits, display };
+  return { tenantId: ok.tenantId, keyId: ok.id, models: ok.models, keyLimits: ok.keyLimits, tenantLimits: ok.tenantLimits, responseCache: ok.responseCache, display };
 }

@@ -24,8 +24,8 @@ const body = async <S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise
   (await readValidBody(c.req.raw, c.get("settings").maxBodyBytes, schema)).parsed;
 
 admin.post("/tenants", async (c) => {
-  const { name, limits } = await body(c, CreateTenantSchema);
-  return c.json(await store.createTenant(c.env.DB, name, limits), 201);
+  const { name, limits, response_cache } = await body(c, CreateTenantSchema);
+  return c.json(await store.createTenant(c.env.DB, name, limits, response_cache), 201);
 });
 
 admin.get("/tenants", async (c) =>
