@@ -46,7 +46,7 @@ describe("usage metering into the D1 ledger", () => {
         const u = ((await r.json()) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
         seenPrompt += u.prompt_tokens;
         seenCompletion += u.completion_tokens;
-      } else if (kind === 1 || kind === 2) {
+      } else if (kind === 1) {
         const r = await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content }], stream: true, stream_options: { include_usage: true } }));
         const text = await r.text();
         const usage = text.split("\n\n").filter((e) => e.startsWith("data: {")).map((e) => JSON.parse(e.slice(6))).find((c) => c.usage)!.usage;
@@ -66,7 +66,7 @@ describe("usage metering into the D1 ledger", () => {
     expect(rows).toHaveLength(200);
     const seen = rows.filter((r) => r.status === "completed" || r.status === "cache_hit");
     expect(rows.filter((r) => r.status === "cache_hit")).toHaveLength(50);
-    expect(seen).toHaveLength(150);
+    expect(seen).toHaveLength(150); // 1 + 49 non-streamed, 50 streamed, 50 cache hits
     expect(seen.reduce((a, r) => a + Number(r.prompt_tokens), 0)).toBe(seenPrompt);
     expect(seen.reduce((a, r) => a + Number(r.completion_tokens), 0)).toBe(seenCompletion);
     expect(seen.every((r) => r.estimated === 0 && Number(r.cost_micros) > 0)).toBe(true);
