@@ -141,6 +141,9 @@ describe("wrangler environments", () => {
       { name: "REGION_MONITOR", class_name: "RegionMonitor" },
       { name: "TENANT_LIMITER", class_name: "TenantLimiterObject" },
     ]);
+    const queues = env.queues as { producers: { binding: string }[]; consumers: { queue: string; dead_letter_queue?: string }[] };
+    expect(queues.producers.map((p) => p.binding).sort()).toEqual(["USAGE_QUEUE", "WEBHOOK_QUEUE"]);
+    expect(queues.consumers.filter((q) => q.dead_letter_queue).length).toBe(2);
     const vars = env.vars as Record<string, string>;
     expect(parseCatalog(vars.MODELS).length).toBeGreaterThan(0);
     // Every var the top level sets, the environment sets too (vars are not inherited).

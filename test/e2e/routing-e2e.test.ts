@@ -47,6 +47,8 @@ async function chat(opts: { key?: string; region?: string; content?: string; max
     headers: {
       authorization: `Bearer ${opts.key ?? stack.demoKey}`,
       "content-type": "application/json",
+      // These requests are deterministic; the edge cache would answer repeats without routing them.
+      "cache-control": "no-store",
       ...(opts.region ? { "x-region": opts.region } : {}),
     },
     body: JSON.stringify({
