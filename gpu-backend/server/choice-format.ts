@@ -74,52 +74,30 @@ export class ChoiceFormatter {
     this.finish[choice] = reason;
   }
 
+  /** The fields every object of this response starts with. */
+  private header() {
+    return { id: this.id, created: this.created, model: this.model, system_fingerprint: this.systemFingerprint };
+  }
+
   /** Streamed chunk for one choice: content delta, role on the first chunk, finish reason on the last. */
   chunk(choice: number, delta: { role?: "assistant"; content?: string } | string, finish: "stop" | "length" | null, logprobs: unknown, includeUsageField: boolean): ChatCompletionChunk | Completion {
     const usage = includeUsageField ? { usage: null } : {};
-    if (this.kind === "chat") {
-      return {
-        id: this.id,
-        object: "chat.completion.chunk",
-        created: this.created,
-        model: this.model,
-        system_fingerprint: this.systemFingerprint,
-        choices: [{ index: choice, delta: delta as { content?: string }, logprobs: (logprobs ?? null) as never, finish_reason: finish }],
-        ...usage,
-      };
-    }
-    return {
-      id: this.id,
-      object: "text_completion",
-      created: this.created,
-      model: this.model,
-      system_fingerprint: this.systemFingerprint,
-      choices: [{ index: choice, text: delta as string, logprobs: (logprobs ?? null) as never, finish_reason: finish }],
-      ...usage,
-    };
+    const lp = (logprobs ?? null) as never;
+    return this.kind === "chat"
+      ? { ...this.header(), object: "chat.completion.chunk", choices: [{ index: choice, delta: delta as { content?: string }, logprobs: lp, finish_reason: finish }], ...usage }
+      : { ...this.header(), object: "text_completion", choices: [{ index: choice, text: delta as string, logprobs: lp, finish_reason: finish }], ...usage };
   }
 
   usageChunk(usage: Usage): ChatCompletionChunk | Completion {
-    return {
-      id: this.id,
-      object: this.kind === "chat" ? "chat.completion.chunk" : "text_completion",
-      created: this.created,
-      model: this.model,
-      system_fingerprint: this.systemFingerprint,
-      choices: [],
-      usage,
-    } as ChatCompletionChunk | Completion;
+    return { ...this.header(), object: this.kind === "chat" ? "chat.completion.chunk" : "text_completion", choices: [], usage } as ChatCompletionChunk | Completion;
   }
 
   /** The whole answer, for non-streaming requests. */
   full(usage: Usage, withLogprobs: boolean): ChatCompletion | Completion {
     if (this.kind === "chat") {
       return {
-        id: this.id,
+        ...this.header(),
         object: "chat.completion",
-        created: this.created,
-        model: this.model,
-        system_fingerprint: this.systemFingerprint,
         choices: this.text.map((t, i) => ({
           index: i,
           message: { role: "assistant", content: t, refusal: null },
@@ -130,11 +108,8 @@ export class ChoiceFormatter {
       };
     }
     return {
-      id: this.id,
+      ...this.header(),
       object: "text_completion",
-      created: this.created,
-      model: this.model,
-      system_fingerprint: this.systemFingerprint,
       choices: this.text.map((t, i) => ({ index: i, text: t, logprobs: withLogprobs ? this.cmplLogprobs[i]! : null, finish_reason: this.finish[i] ?? "stop" })),
       usage,
     };

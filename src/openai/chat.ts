@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { finishReasonSchema, modelField, samplingFields } from "./common.js";
+import { finishReasonSchema, modelField, responseHeaderFields, samplingFields } from "./common.js";
 import { UsageSchema } from "./usage.js";
 
 const textPart = z.looseObject({ type: z.literal("text"), text: z.string() });
@@ -89,11 +89,8 @@ const tokenLogprob = z.looseObject({
 export const ChatLogprobsSchema = z.looseObject({ content: z.array(tokenLogprob).nullable() });
 
 export const ChatCompletionSchema = z.looseObject({
-  id: z.string(),
+  ...responseHeaderFields,
   object: z.literal("chat.completion"),
-  created: z.number().int(),
-  model: z.string(),
-  system_fingerprint: z.string().nullish(),
   choices: z.array(
     z.looseObject({
       index: z.number().int(),
@@ -112,11 +109,8 @@ export const ChatCompletionSchema = z.looseObject({
 export type ChatCompletion = z.infer<typeof ChatCompletionSchema>;
 
 export const ChatCompletionChunkSchema = z.looseObject({
-  id: z.string(),
+  ...responseHeaderFields,
   object: z.literal("chat.completion.chunk"),
-  created: z.number().int(),
-  model: z.string(),
-  system_fingerprint: z.string().nullish(),
   choices: z.array(
     z.looseObject({
       index: z.number().int(),

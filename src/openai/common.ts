@@ -21,3 +21,11 @@ export const samplingFields = {
 export const modelField = z.string().min(1, "model must be a non-empty string").max(256);
 
 export const finishReasonSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]);
+
+/** The fields every response object and stream chunk starts with (the `object` literal is set per type). */
+export const responseHeaderFields = {
+  id: z.string(),
+  created: z.number().int(),
+  model: z.string(),
+  system_fingerprint: z.string().nullish(),
+};

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { finishReasonSchema, modelField, samplingFields } from "./common.js";
+import { finishReasonSchema, modelField, responseHeaderFields, samplingFields } from "./common.js";
 import { UsageSchema } from "./usage.js";
 
 const tokenIds = z.array(z.number().int().nonnegative());
@@ -31,11 +31,8 @@ const completionChoice = z.looseObject({
 
 /** Both the whole response and each streamed chunk are `text_completion` objects. */
 export const CompletionSchema = z.looseObject({
-  id: z.string(),
+  ...responseHeaderFields,
   object: z.literal("text_completion"),
-  created: z.number().int(),
-  model: z.string(),
-  system_fingerprint: z.string().nullish(),
   choices: z.array(completionChoice),
   usage: UsageSchema.nullish(),
 });

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort, startStack, type Stack } from "../../scripts/stack.js";
+import { eventually } from "../support/eventually.js";
 
 /**
  * Two regions, three real pods, the gateway under wrangler dev. Clients are "in" Paris (the local request.cf),
@@ -62,15 +63,6 @@ async function chat(opts: { key?: string; region?: string; content?: string; max
   return { status: res.status, pod: res.headers.get("x-backend-pod"), region: res.headers.get("x-backend-region"), body };
 }
 
-async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await f();
-  while (!ok(last) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    last = await f();
-  }
-  return last;
-}
 
 describe("regional routing and resilience", () => {
   it("serves a client from its nearest region, or the region it names", async () => {
@@ -145,7 +137,7 @@ describe("regional routing and resilience", () => {
     expect(new Set(during.map((r) => r.region))).toEqual(new Set(["us-east"]));
     await stack.restartPod("pod-eu-1");
     await stack.restartPod("pod-eu-2");
-    const back = await eventually(30_000, () => chat({ content: "after" }), (r) => r.region === "eu-west");
+    const back = await eventually(30_000, () => chat({ content: "after" }), (r) => r.region === "eu-west", 200);
     expect(back.status).toBe(200);
     expect(back.region).toBe("eu-west");
   });

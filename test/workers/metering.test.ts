@@ -4,16 +4,8 @@ import { describe, expect, it } from "vitest";
 import { UsageRecordSchema, type UsageRecord } from "../../src/metering/usage-record.js";
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
+import { eventually } from "../support/eventually.js";
 
-async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await f();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  return v;
-}
 
 const rowsOf = async (tenant: string) =>
   (await env.DB.prepare("SELECT * FROM usage_events WHERE tenant_id = ? ORDER BY event_id").bind(tenant).all<Record<string, number | string | null>>()).results;

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
+import { eventually } from "../support/eventually.js";
 
 interface Recorded {
   body: Record<string, unknown>;
@@ -10,15 +11,6 @@ interface Recorded {
 const seenUpstream = async (marker: string): Promise<Recorded[]> =>
   ((await (await fetch(`${env.UPSTREAM_URL}/_state`)).json()) as { requests: Recorded[] }).requests.filter((r) => r.raw.includes(marker));
 
-async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await f();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  return v;
-}
 
 const body = (marker: string, extra: Record<string, unknown> = {}) => ({ model: "test-echo", messages: [{ role: "user", content: `cache me ${marker}` }], temperature: 0, ...extra });
 const events = async (res: Response) => (await res.text()).split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));

@@ -4,6 +4,7 @@ import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
+import { eventually } from "../support/eventually.js";
 
 interface Hook {
   name: string;
@@ -13,15 +14,6 @@ interface Hook {
 }
 const hooks = async (name: string): Promise<Hook[]> => (await fetch(`${env.UPSTREAM_URL}/_hooks?name=${name}`)).json();
 
-async function eventually<T>(ms: number, f: () => Promise<T>, ok: (t: T) => boolean): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await f();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await f();
-  }
-  return v;
-}
 
 async function endpoint(tenant: string, name: string, events?: string[]) {
   const r = await adminCall<{ id: string; secret: string; url: string }>("POST", `/tenants/${tenant}/webhooks`, { url: `${env.UPSTREAM_URL}/_hooks/${name}`, ...(events ? { events } : {}) });
