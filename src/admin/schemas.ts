@@ -80,9 +80,3 @@ export const ApiKeySchema = z.object({
   rotated_from: z.string().nullable(),
 });
 export type ApiKey = z.infer<typeof ApiKeySchema>;
-
-/** The one response that carries the plaintext key: creation and rotation. */
-export const ApiKeyWithSecretSchema = ApiKeySchema.extend({ key: z.string() });
-export type ApiKeyWithSecret = z.infer<typeof ApiKeyWithSecretSchema>;
-
-export const listOf = <T extends z.ZodType>(item: T) => z.object({ object: z.literal("list"), data: z.array(item) });

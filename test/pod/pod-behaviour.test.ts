@@ -1,6 +1,9 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startPod, type PodProcess } from "../../scripts/pod-process.js";
+import { ChatCompletionChunkSchema, ChatCompletionSchema } from "../../src/openai/chat.js";
+import { CompletionSchema } from "../../src/openai/completions.js";
+import { ModelListSchema } from "../../src/openai/models.js";
 
 const MODEL = "deepseek-v3-tiny";
 let pod: PodProcess;
@@ -34,6 +37,18 @@ async function greedy(prompt: string, tenant?: string, maxTokens = 24): Promise<
 }
 
 describe("pod", () => {
+  it("answers in OpenAI's exact shapes", async () => {
+    const raw = (path: string, body: unknown) =>
+      fetch(`${pod.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    ChatCompletionSchema.parse(await (await raw("/v1/chat/completions", { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4 })).json());
+    CompletionSchema.parse(await (await raw("/v1/completions", { model: MODEL, prompt: "hi", max_tokens: 4 })).json());
+    ModelListSchema.parse(await (await fetch(`${pod.url}/v1/models`)).json());
+    const text = await (await raw("/v1/chat/completions", { model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 4, stream: true, stream_options: { include_usage: true } })).text();
+    const events = text.split("\n\n").filter((e) => e.startsWith("data: ")).map((e) => e.slice(6));
+    expect(events.at(-1)).toBe("[DONE]");
+    for (const e of events.slice(0, -1)) ChatCompletionChunkSchema.parse(JSON.parse(e));
+  });
+
   it("serves the model list, health and load", async () => {
     expect((await client.models.list()).data.map((m) => m.id)).toEqual([MODEL]);
     expect((await fetch(`${pod.url}/health`)).status).toBe(200);
