@@ -48,7 +48,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
 
   const xn = rmsNorm(g, x, "input_norm", W("input_layernorm.weight", [H]), cfg.rmsEps);
 
-  // Queries: [T, nh·(nope+R)] → [B, nh, Tq, nope+R].
+  // Queries: [T, nh·(nope+R)], computed for every token of the group at once.
   const qOut = nh * (nope + R);
   let q: string;
   if (cfg.qLoraRank !== null) {

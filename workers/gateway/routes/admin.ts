@@ -1,5 +1,4 @@
-import { Hono, type Context } from "hono";
-import type { z } from "zod";
+import { Hono } from "hono";
 import {
   CreateKeySchema,
   CreateTenantSchema,
@@ -12,7 +11,7 @@ import { PodSchema, RegionSchema } from "../../../src/routing/registry.js";
 import { deletePod, deleteRegion, readRegistry, upsertPod, upsertRegion } from "../routing/registry-store.js";
 import * as store from "../admin/store.js";
 import { forgetKeyHash } from "../auth/key-store.js";
-import { readJsonBody, readValidBody } from "../../../src/http/request-body.js";
+import { bodyOf, optionalBodyOf } from "../validated-body.js";
 import type { AppEnv } from "../env.js";
 import { adminAuth } from "../middleware/admin-auth.js";
 
@@ -20,11 +19,9 @@ import { adminAuth } from "../middleware/admin-auth.js";
 export const admin = new Hono<AppEnv>();
 admin.use("*", adminAuth);
 
-const body = async <S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> =>
-  (await readValidBody(c.req.raw, c.get("settings").maxBodyBytes, schema)).parsed;
 
 admin.post("/tenants", async (c) => {
-  const { name, limits, response_cache } = await body(c, CreateTenantSchema);
+  const { name, limits, response_cache } = await bodyOf(c, CreateTenantSchema);
   return c.json(await store.createTenant(c.env.DB, name, limits, response_cache), 201);
 });
 
@@ -35,14 +32,14 @@ admin.get("/tenants", async (c) =>
 admin.get("/tenants/:tenant", async (c) => c.json(await store.getTenant(c.env.DB, c.req.param("tenant"))));
 
 admin.patch("/tenants/:tenant", async (c) => {
-  const patch = await body(c, UpdateTenantSchema);
+  const patch = await bodyOf(c, UpdateTenantSchema);
   const { tenant, keyHashes } = await store.updateTenant(c.env.DB, c.req.param("tenant"), patch);
   keyHashes.forEach(forgetKeyHash);
   return c.json(tenant);
 });
 
 admin.post("/tenants/:tenant/keys", async (c) => {
-  const spec = await body(c, CreateKeySchema);
+  const spec = await bodyOf(c, CreateKeySchema);
   return c.json(await store.createKey(c.env.DB, c.req.param("tenant"), spec), 201);
 });
 
@@ -57,7 +54,7 @@ admin.delete("/keys/:id", async (c) => {
 });
 
 admin.patch("/keys/:id", async (c) => {
-  const patch = await body(c, UpdateKeySchema);
+  const patch = await bodyOf(c, UpdateKeySchema);
   const { key, keyHash } = await store.updateKey(c.env.DB, c.req.param("id"), patch);
   forgetKeyHash(keyHash);
   return c.json(key);
@@ -65,8 +62,7 @@ admin.patch("/keys/:id", async (c) => {
 
 admin.post("/keys/:id/rotate", async (c) => {
   // An empty body means the defaults (revoke the old key at once).
-  const raw = c.req.header("content-length") === "0" || !c.req.raw.body ? {} : await readJsonBody(c.req.raw, c.get("settings").maxBodyBytes);
-  const { grace_seconds } = validateBody(RotateKeySchema, raw);
+  const { grace_seconds } = await optionalBodyOf(c, RotateKeySchema);
   const { key, oldKeyHash } = await store.rotateKey(c.env.DB, c.req.param("id"), grace_seconds);
   forgetKeyHash(oldKeyHash);
   return c.json(key, 201);
@@ -79,7 +75,7 @@ admin.get("/regions", async (c) => {
 });
 
 admin.put("/regions/:id", async (c) => {
-  const region = await body(c, RegionSchema.omit({ id: true }));
+  const region = await bodyOf(c, RegionSchema.omit({ id: true }));
   const r = await upsertRegion(c.env.DB, { ...region, id: validateBody(RegionSchema.pick({ id: true }), { id: c.req.param("id") }).id });
   return c.json(r.region, r.created ? 201 : 200);
 });
@@ -98,7 +94,7 @@ admin.get("/regions/:id/health", async (c) => {
 admin.get("/pods", async (c) => c.json({ object: "list", data: (await readRegistry(c.env.DB)).pods }));
 
 admin.put("/pods/:id", async (c) => {
-  const pod = await body(c, PodSchema.omit({ id: true }));
+  const pod = await bodyOf(c, PodSchema.omit({ id: true }));
   const r = await upsertPod(c.env.DB, { ...pod, id: validateBody(PodSchema.pick({ id: true }), { id: c.req.param("id") }).id });
   return c.json(r.pod, r.created ? 201 : 200);
 });

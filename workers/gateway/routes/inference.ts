@@ -54,7 +54,7 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
       settleCache = null;
       if (a && plan.write) c.executionCtx.waitUntil(store(plan.key, a, ttl));
     };
-    return await serveFromBackend(c, { entry, raw, parsed: parsed as InferenceRequest, path, ticket, promptBytes, cacheStatus: plan.read || plan.write ? "MISS" : "BYPASS", onAnswer });
+    return await serveFromBackend(c, { entry, raw, prompt, parsed: parsed as InferenceRequest, path, ticket, promptBytes, cacheStatus: plan.read || plan.write ? "MISS" : "BYPASS", onAnswer });
   } catch (e) {
     settleCache?.(null);
     if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model

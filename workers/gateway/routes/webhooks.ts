@@ -1,24 +1,21 @@
-import { Hono, type Context } from "hono";
-import type { z } from "zod";
-import { readValidBody } from "../../../src/http/request-body.js";
+import { Hono } from "hono";
 import { errors } from "../../../src/openai/errors.js";
 import { CreateWebhookSchema, ReplaySchema, RotateSecretSchema } from "../../../src/webhooks/schemas.js";
 import { checkEndpointUrl } from "../../../src/webhooks/url-policy.js";
 import { getTenant } from "../admin/store.js";
 import type { AppEnv } from "../env.js";
+import { bodyOf, optionalBodyOf } from "../validated-body.js";
 import { replayRange } from "../webhooks/replay.js";
 import * as store from "../webhooks/store.js";
 
 /** Admin routes for a tenant's billing webhooks: /admin/tenants/{tenant}/webhooks… */
 export const webhooks = new Hono<AppEnv>();
 
-const body = async <S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.infer<S>> =>
-  (await readValidBody(c.req.raw, c.get("settings").maxBodyBytes, schema)).parsed;
 
 webhooks.post("/", async (c) => {
   const tenant = c.req.param("tenant")!;
   await getTenant(c.env.DB, tenant);
-  const { url, events } = await body(c, CreateWebhookSchema);
+  const { url, events } = await bodyOf(c, CreateWebhookSchema);
   const problem = checkEndpointUrl(url, c.env.ENVIRONMENT === "production");
   if (problem) throw errors.invalidParam("url", `Invalid webhook URL: ${problem}.`);
   return c.json(await store.createEndpoint(c.env.DB, tenant, url, events), 201);
@@ -34,13 +31,12 @@ webhooks.delete("/:id", async (c) => {
 webhooks.post("/:id/enable", async (c) => c.json(await store.enableEndpoint(c.env.DB, c.req.param("tenant")!, c.req.param("id"))));
 
 webhooks.post("/:id/rotate-secret", async (c) => {
-  const raw = c.req.header("content-length") === "0" || !c.req.raw.body ? {} : undefined;
-  const { overlap_seconds } = raw ? RotateSecretSchema.parse(raw) : await body(c, RotateSecretSchema);
+  const { overlap_seconds } = await optionalBodyOf(c, RotateSecretSchema);
   return c.json(await store.rotateSecret(c.env.DB, c.req.param("tenant")!, c.req.param("id"), overlap_seconds));
 });
 
 webhooks.post("/:id/replay", async (c) => {
-  const { from, to } = await body(c, ReplaySchema);
+  const { from, to } = await bodyOf(c, ReplaySchema);
   if (to <= from) throw errors.invalidParam("to", "to must be after from.");
   await store.endpointRow(c.env.DB, c.req.param("tenant")!, c.req.param("id"));
   const ep = (await store.endpointForDelivery(c.env.DB, c.req.param("id")))!;

@@ -18,6 +18,8 @@ import { forward, type Forwarded } from "./forward.js";
 export interface BackendCall {
   entry: CatalogEntry;
   raw: Record<string, unknown>;
+  /** `messages` or `prompt` as sent (routing hashes its start for prefix affinity). */
+  prompt: unknown;
   parsed: InferenceRequest;
   path: string;
   ticket: LimitTicket | null;
@@ -43,7 +45,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     : { ...raw, model: entry.upstream_model ?? entry.id };
 
   const started = Date.now();
-  const targets = await chooseTargets(c, entry, "messages" in raw ? raw.messages : raw.prompt, auth.tenantId);
+  const targets = await chooseTargets(c, entry, call.prompt, auth.tenantId);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const takeOut = (t: Forwarded["target"]) => {
     if (t.podId && t.region) reportFailure(c.env, t.region, t.podId, settings.healthSnapshotMs * 3, waitUntil);
