@@ -5,9 +5,9 @@ import { ensureBenchModel } from "./bench-model.js";
 
 /**
  * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32]`
- * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams; the same at 32
- * with the per-token expert loop (grouping disabled); --ep 1 vs --ep 2; and time to first token for a
- * 2k-token shared prefix, cached vs uncached.
+ * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams, with --ep 1 and
+ * with --ep 2; the same at 32 with the per-token expert loop (grouping disabled) for each; and time to first
+ * token for a 2k-token shared prefix, cached vs uncached.
  */
 const { values } = parseArgs({
   options: {
@@ -80,50 +80,62 @@ async function withPod<T>(args: string[], f: (pod: PodProcess) => Promise<T>): P
 
 const levels = values.concurrency!.split(",").map(Number);
 const log = (s: string) => console.error(`[bench:pod] ${s}`);
+type Figures = { tokens_per_s: number; ttft_p50_ms: number };
 
-log("grouped experts, --ep 1");
-const grouped = await withPod([], async (pod) => {
-  const out: Record<string, unknown> = {};
-  for (const c of levels) {
-    out[`c${c}`] = await throughput(pod, c);
-    log(`c=${c}: ${JSON.stringify(out[`c${c}`])}`);
-  }
-  // 2k-token shared prefix: first sight (uncached) vs a second request sharing it (cached), per fresh prefix.
-  const cold: number[] = [];
-  const warm: number[] = [];
-  for (let trial = 0; trial < 3; trial++) {
-    const prefix = randomPrompt(2048);
-    cold.push((await stream(pod, [...prefix, ...randomPrompt(8)], 1)).ttftMs);
-    warm.push((await stream(pod, [...prefix, ...randomPrompt(8)], 1)).ttftMs);
-  }
-  const med = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
-  out.prefix_2k = { ttft_uncached_ms: +med(cold).toFixed(1), ttft_cached_ms: +med(warm).toFixed(1), cached_over_uncached: +(med(warm) / med(cold)).toFixed(3) };
-  log(`prefix: ${JSON.stringify(out.prefix_2k)}`);
-  return out;
+/** Tokens/s at every concurrency level on one pod configuration. */
+async function series(args: string[], label: string, prefix: boolean): Promise<Record<string, unknown>> {
+  log(label);
+  return withPod(args, async (pod) => {
+    const out: Record<string, unknown> = {};
+    for (const c of levels) {
+      out[`c${c}`] = await throughput(pod, c);
+      log(`${label} c=${c}: ${JSON.stringify(out[`c${c}`])}`);
+    }
+    if (!prefix) return out;
+    // 2k-token shared prefix: first sight (uncached) vs a second request sharing it (cached), per fresh prefix.
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let trial = 0; trial < 3; trial++) {
+      const p = randomPrompt(2048);
+      cold.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
+      warm.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
+    }
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+    out.prefix_2k = { ttft_uncached_ms: +med(cold).toFixed(1), ttft_cached_ms: +med(warm).toFixed(1), cached_over_uncached: +(med(warm) / med(cold)).toFixed(3) };
+    log(`${label} prefix: ${JSON.stringify(out.prefix_2k)}`);
+    return out;
+  });
+}
+
+async function perTokenAt32(args: string[], label: string): Promise<Figures> {
+  log(label);
+  const r = await withPod(["--no-expert-grouping", ...args], (pod) => throughput(pod, 32));
+  log(`${label}: ${JSON.stringify(r)}`);
+  return r;
+}
+
+// --ep 1: experts in the pod's main thread; --ep 2: two worker-thread ranks (one per core on this machine).
+const ep1 = await series([], "grouped experts, --ep 1", true);
+const perToken1 = await perTokenAt32([], "per-token expert loop at 32, --ep 1");
+const ep2 = await series(["--ep", "2"], "grouped experts, --ep 2", false);
+const perToken2 = await perTokenAt32(["--ep", "2"], "per-token expert loop at 32, --ep 2");
+
+const tps = (r: Record<string, unknown>, c: number) => (r[`c${c}`] as Figures | undefined)?.tokens_per_s ?? NaN;
+const ratios = (r: Record<string, unknown>, perToken: Figures) => ({
+  c32_over_c1: +(tps(r, 32) / tps(r, 1)).toFixed(2),
+  grouped_over_per_token_c32: +(tps(r, 32) / perToken.tokens_per_s).toFixed(2),
 });
-
-log("per-token expert loop at 32");
-const perToken = await withPod(["--no-expert-grouping"], (pod) => throughput(pod, 32));
-log(JSON.stringify(perToken));
-
-log("--ep 2");
-const ep2 = await withPod(["--ep", "2"], async (pod) => ({ c1: await throughput(pod, 1), c32: await throughput(pod, 32) }));
-log(JSON.stringify(ep2));
-
-const g = grouped as Record<string, { tokens_per_s: number }>;
 const report = {
   model: "bench/bench-moe.config.json (204.5M params, 64 experts top-6)",
   prompt_tokens: promptTokens,
   max_tokens: maxTokens,
-  grouped_ep1: grouped,
-  per_token_expert_loop_ep1: { c32: perToken },
-  ep2,
+  ep1: { grouped: ep1, per_token_expert_loop: { c32: perToken1 } },
+  ep2: { grouped: ep2, per_token_expert_loop: { c32: perToken2 } },
   ratios: {
-    c32_over_c1: +(g.c32!.tokens_per_s / g.c1!.tokens_per_s).toFixed(2),
-    grouped_over_per_token_c32: +(g.c32!.tokens_per_s / perToken.tokens_per_s).toFixed(2),
-    ep2_over_ep1_c32: +(ep2.c32.tokens_per_s / g.c32!.tokens_per_s).toFixed(2),
-    ep2_over_ep1_c1: +(ep2.c1.tokens_per_s / g.c1!.tokens_per_s).toFixed(2),
-    prefix_cached_over_uncached_ttft: (grouped.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
+    ep1: ratios(ep1, perToken1),
+    ep2: ratios(ep2, perToken2),
+    ep2_over_ep1: Object.fromEntries(levels.map((c) => [`c${c}`, +(tps(ep2, c) / tps(ep1, c)).toFixed(2)])),
+    prefix_cached_over_uncached_ttft: (ep1.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
   },
 };
 console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));

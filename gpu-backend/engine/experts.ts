@@ -1,6 +1,7 @@
 import type { Checkpoint } from "./checkpoint.js";
 import { isMoeLayer, type ModelConfig } from "./config.js";
 import type { Route } from "./gate.js";
+import { ExpertGroup } from "./expert-group.js";
 import { buildExpertGraph } from "./kernels/block-graph.js";
 import type { KernelRuntime, KernelSession } from "./kernels/runtime.js";
 
@@ -55,59 +56,63 @@ export function scatterAdd(out: Float32Array, y: Float32Array, rows: number[], w
 }
 
 /**
- * Expert sessions in this thread. `grouped` runs each active expert once per step on its whole bucket (the
- * point of expert-parallel batching); `per-token` runs one session call per (token, expert) pair, the naive
- * loop kept as a baseline for the benchmark.
+ * Routed experts in this thread. `grouped` runs each MoE layer's experts as one fused session per step over
+ * all routed rows sorted by expert, so each active expert's weights are read once for its whole bucket (the
+ * point of expert-parallel batching); `per-token` runs one single-expert session call per (token, expert)
+ * pair, the naive loop kept as the benchmark's baseline.
  */
 export class LocalExperts implements ExpertExecutor {
   private constructor(
+    private readonly groups: Map<number, ExpertGroup>,
     private readonly sessions: Map<string, KernelSession>,
-    private readonly mode: "grouped" | "per-token",
   ) {}
 
   static async create(
     runtime: KernelRuntime,
     ckpt: Checkpoint,
     cfg: ModelConfig,
-    opts: { mode?: "grouped" | "per-token"; owns?: (layer: number, expert: number) => boolean } = {},
+    opts: { mode?: "grouped" | "per-token" } = {},
   ): Promise<LocalExperts> {
+    const groups = new Map<number, ExpertGroup>();
     const sessions = new Map<string, KernelSession>();
+    const all = Array.from({ length: cfg.routedExperts }, (_, e) => e);
     for (let l = 0; l < cfg.layers; l++) {
       if (!isMoeLayer(cfg, l)) continue;
-      for (let e = 0; e < cfg.routedExperts; e++) {
-        if (opts.owns && !opts.owns(l, e)) continue;
-        sessions.set(`${l}:${e}`, await runtime.createSession(buildExpertGraph(cfg, ckpt, l, e), "small"));
+      if ((opts.mode ?? "grouped") === "grouped") {
+        groups.set(l, await ExpertGroup.create(runtime, ckpt, cfg, l, all));
+        continue;
       }
+      for (const e of all) sessions.set(`${l}:${e}`, await runtime.createSession(buildExpertGraph(cfg, ckpt, l, e), "single"));
     }
-    return new LocalExperts(sessions, opts.mode ?? "grouped");
-  }
-
-  /** Computes `expert(x)` for a contiguous `[n, H]` block. */
-  async apply(layer: number, expert: number, x: Float32Array, hidden: number): Promise<Float32Array> {
-    const s = this.sessions.get(`${layer}:${expert}`);
-    if (!s) throw new Error(`expert ${expert} of layer ${layer} is not loaded here`);
-    return (await s.run({ x: { data: x, dims: [x.length / hidden, hidden] } })).y!;
+    return new LocalExperts(groups, sessions);
   }
 
   async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
+    const group = this.groups.get(layer);
+    if (group) {
+      const rows = buckets.flatMap((b) => b.rows);
+      const y = await group.run(gatherRows(hn, rows, hidden), buckets.map((b) => ({ expert: b.expert, n: b.rows.length })), hidden);
+      scatterAdd(out, y, rows, buckets.flatMap((b) => b.weights), hidden);
+      return;
+    }
     for (const b of buckets) {
-      if (this.mode === "grouped") {
-        const y = await this.apply(layer, b.expert, gatherRows(hn, b.rows, hidden), hidden);
-        scatterAdd(out, y, b.rows, b.weights, hidden);
-      } else {
-        for (let i = 0; i < b.rows.length; i++) {
-          const y = await this.apply(layer, b.expert, gatherRows(hn, [b.rows[i]!], hidden), hidden);
-          scatterAdd(out, y, [b.rows[i]!], [b.weights[i]!], hidden);
-        }
+      const s = this.sessions.get(`${layer}:${b.expert}`);
+      if (!s) throw new Error(`expert ${b.expert} of layer ${layer} is not loaded here`);
+      for (let i = 0; i < b.rows.length; i++) {
+        const y = (await s.run({ x: { data: gatherRows(hn, [b.rows[i]!], hidden), dims: [1, hidden] } })).y!;
+        scatterAdd(out, y, [b.rows[i]!], [b.weights[i]!], hidden);
       }
     }
   }
 
   describe(): Record<string, unknown> {
-    return { kind: "local", mode: this.mode, sessions: this.sessions.size };
+    return this.groups.size > 0
+      ? { kind: "local", mode: "grouped", sessions: this.groups.size }
+      : { kind: "local", mode: "per-token", sessions: this.sessions.size };
   }
 
   async close(): Promise<void> {
+    for (const g of this.groups.values()) await g.release();
     for (const s of this.sessions.values()) await s.release();
   }
 }

@@ -1,4 +1,5 @@
 import type { ModelConfig } from "./config.js";
+import { topKIndices } from "./top-k.js";
 
 /** The routing decision for one token: chosen experts (descending selection score) and their multipliers. */
 export interface Route {
@@ -10,14 +11,6 @@ export type GateConfig = Pick<
   ModelConfig,
   "routedExperts" | "topK" | "nGroup" | "topkGroup" | "topkMethod" | "normTopkProb" | "routedScaling"
 >;
-
-/** Indices of the k largest values (ties → lower index first, as torch.topk does on CPU), descending. */
-export function topKIndices(values: ArrayLike<number>, k: number, exclude?: (i: number) => boolean): number[] {
-  const idx: number[] = [];
-  for (let i = 0; i < values.length; i++) if (!exclude?.(i)) idx.push(i);
-  idx.sort((a, b) => values[b]! - values[a]! || a - b);
-  return idx.slice(0, k);
-}
 
 /**
  * Selects experts for one token from its gate scores (already sigmoid'ed for V3, softmax'ed for V2).

@@ -16,11 +16,15 @@ export interface SequenceStep {
   cache: LatentCache;
   /** Which positions need logits. */
   logits: "last" | "all" | "none";
+  /** When set (> 0), its logits rows also come back as softmax(logits / temperature), in `probs`. */
+  temperature?: number | null;
 }
 
 export interface StepResult {
   /** Per sequence: `[rows, vocab]` row-major (1 row for "last", one per token for "all"), or null. */
   logits: (Float32Array | null)[];
+  /** Per sequence that asked for a temperature: its rows' probabilities, laid out as `logits`; else null. */
+  probs: (Float32Array | null)[];
 }
 
 export interface ModelOptions extends LoadOptions, Partial<RuntimeOptions> {
@@ -33,7 +37,7 @@ export interface ModelOptions extends LoadOptions, Partial<RuntimeOptions> {
 /**
  * A DeepSeek-V3/V2 model: embeddings in memory, one fused graph per decoder layer (attention through shared
  * experts), routed experts through an ExpertExecutor, and a head graph. Steps batch any mix of prefill chunks
- * and decode tokens; decodes share one attention run per layer.
+ * and decode tokens; sequences bringing equally many new tokens share one attention run per layer.
  */
 export class DeepSeekModel {
   onRoute: ModelOptions["onRoute"];
@@ -44,7 +48,8 @@ export class DeepSeekModel {
     readonly config: ModelConfig,
     readonly runtime: KernelRuntime,
     private readonly embed: Float32Array,
-    private readonly blocks: KernelSession[],
+    /** Per layer: the session for the batched decode group and the one for prefill chunks. */
+    private readonly blocks: { decode: KernelSession; chunk: KernelSession }[],
     private readonly head: KernelSession,
     private readonly gateBias: (Float32Array | null)[],
     readonly experts: ExpertExecutor,
@@ -61,10 +66,12 @@ export class DeepSeekModel {
       const cfg = ckpt.config;
       const runtime = await createRuntime({ backend: opts.backend ?? "node", ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}) });
       const embed = ckpt.get("model.embed_tokens.weight", [cfg.vocabSize, cfg.hidden]);
-      const blocks: KernelSession[] = [];
+      const blocks: { decode: KernelSession; chunk: KernelSession }[] = [];
       const gateBias: (Float32Array | null)[] = [];
       for (let l = 0; l < cfg.layers; l++) {
-        blocks.push(await runtime.createSession(buildBlockGraph(cfg, ckpt, l)));
+        // Decode groups run short kernels (one pass over the weights, one thread is best); chunks are GEMMs.
+        const graph = buildBlockGraph(cfg, ckpt, l);
+        blocks.push({ decode: await runtime.createSession(graph, "single"), chunk: await runtime.createSession(graph, "pooled") });
         const biasName = `model.layers.${l}.mlp.gate.e_score_correction_bias`;
         gateBias.push(isMoeLayer(cfg, l) && cfg.topkMethod === "noaux_tc" && ckpt.has(biasName) ? ckpt.get(biasName, [cfg.routedExperts]) : null);
       }
@@ -80,15 +87,39 @@ export class DeepSeekModel {
     return cacheWidth(this.config);
   }
 
-  async forward(seqs: SequenceStep[]): Promise<StepResult> {
+  /** Steps run one at a time (they share scratch buffers); callers may still overlap their calls. */
+  forward(seqs: SequenceStep[]): Promise<StepResult> {
+    const result = this.queue.then(() => this.step(seqs));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+  /** The attention input of the current group, reused across layers and steps (it is MBs per layer). */
+  private pastScratch = new Float32Array(0);
+
+  private pastBuffer(n: number): Float32Array {
+    if (this.pastScratch.length < n) this.pastScratch = new Float32Array(Math.max(n, this.pastScratch.length * 2));
+    return this.pastScratch.subarray(0, n);
+  }
+
+  private async step(seqs: SequenceStep[]): Promise<StepResult> {
     const cfg = this.config;
     const H = cfg.hidden;
     const D = this.cacheWidth;
     const half = cfg.ropeDim / 2;
 
-    // Attention groups: all single-token (decode) sequences together, each multi-token chunk alone.
-    const decode = seqs.map((s, i) => i).filter((i) => seqs[i]!.tokens.length === 1);
-    const groups = [...(decode.length ? [decode] : []), ...seqs.map((s, i) => i).filter((i) => seqs[i]!.tokens.length > 1).map((i) => [i])];
+    // Attention groups: sequences bringing the same number of new tokens run together (all decodes form one
+    // group; equal-length prefill chunks another), since one attention run takes B sequences × Tq tokens.
+    const bySize = new Map<number, number[]>();
+    seqs.forEach((s, i) => {
+      const n = s.tokens.length;
+      if (n === 0) throw new RangeError("a step must bring at least one token per sequence");
+      const g = bySize.get(n);
+      if (g) g.push(i);
+      else bySize.set(n, [i]);
+    });
+    const groups = [...bySize.entries()].sort((a, b) => a[0] - b[0]).map(([, g]) => g);
 
     // Lay tokens out group by group, so every group is a contiguous row range.
     const rowOf: number[] = new Array(seqs.length);
@@ -123,22 +154,8 @@ export class DeepSeekModel {
       for (let gi = 0; gi < groups.length; gi++) {
         const grp = groups[gi]!;
         const [r0, r1] = groupRows[gi]!;
-        const B = grp.length;
-        const P = Math.max(...grp.map((i) => seqs[i]!.past));
-        const past = new Float32Array(B * P * D);
-        const pastLen = new Float32Array(B);
-        grp.forEach((i, b) => {
-          const s = seqs[i]!;
-          s.cache.read(l, s.past, past, b * P * D);
-          pastLen[b] = s.past;
-        });
-        const out = await this.blocks[l]!.run({
-          x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
-          cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
-          sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
-          past: { data: past, dims: [B, P, D] },
-          past_len: { data: pastLen, dims: [B] },
-        });
+        const group = grp.map((i) => seqs[i]!);
+        const out = await this.attend(l, group, x, cos, sin, r0, r1);
         const kv = out.kv!;
         for (const i of grp) {
           const s = seqs[i]!;
@@ -168,12 +185,46 @@ export class DeepSeekModel {
       for (let r = first; r < rowOf[i]! + s.tokens.length; r++) want.push(r);
       return [start, want.length];
     });
-    if (want.length === 0) return { logits: seqs.map(() => null) };
+    if (want.length === 0) return { logits: seqs.map(() => null), probs: seqs.map(() => null) };
     const hx = new Float32Array(want.length * H);
     want.forEach((r, k) => hx.set(x.subarray(r * H, (r + 1) * H), k * H));
-    const logits = (await this.head.run({ x: { data: hx, dims: [want.length, H] } })).logits!;
+    const invTemp = new Float32Array(want.length).fill(1);
+    spans.forEach((sp, i) => {
+      const t = seqs[i]!.temperature;
+      if (sp && t && t > 0) invTemp.fill(1 / t, sp[0], sp[1]);
+    });
+    const out = await this.head.run({ x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] } });
     const V = cfg.vocabSize;
-    return { logits: spans.map((sp) => (sp ? logits.slice(sp[0] * V, sp[1] * V) : null)) };
+    const rows = (all: Float32Array, sp: [number, number] | null) => (sp ? all.subarray(sp[0] * V, sp[1] * V) : null);
+    return {
+      logits: spans.map((sp) => rows(out.logits!, sp)),
+      probs: spans.map((sp, i) => (seqs[i]!.temperature && seqs[i]!.temperature! > 0 ? rows(out.probs!, sp) : null)),
+    };
+  }
+
+  /** A group (B sequences × Tq new tokens, rows r0…r1) through layer `l`'s block. */
+  private attend(l: number, group: SequenceStep[], x: Float32Array, cos: Float32Array, sin: Float32Array, r0: number, r1: number): Promise<Record<string, Float32Array>> {
+    const H = this.config.hidden;
+    const D = this.cacheWidth;
+    const half = this.config.ropeDim / 2;
+    const B = group.length;
+    const P = Math.max(...group.map((s) => s.past));
+    const past = this.pastBuffer(B * P * D);
+    const pastLen = new Float32Array(B);
+    group.forEach((s, b) => {
+      s.cache.read(l, s.past, past, b * P * D);
+      // Padding is masked, but must not carry another sequence's rows (0 × Inf would still leak in).
+      past.fill(0, (b * P + s.past) * D, (b + 1) * P * D);
+      pastLen[b] = s.past;
+    });
+    const block = this.blocks[l]!;
+    return (r1 - r0 === B ? block.decode : block.chunk).run({
+      x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
+      cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
+      sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
+      past: { data: past, dims: [B, P, D] },
+      past_len: { data: pastLen, dims: [B] },
+    });
   }
 
   private async routeAndRunExperts(layer: number, hn: Float32Array, scores: Float32Array, out: Float32Array, T: number): Promise<void> {
@@ -190,7 +241,10 @@ export class DeepSeekModel {
   }
 
   async close(): Promise<void> {
-    for (const s of this.blocks) await s.release();
+    for (const b of this.blocks) {
+      await b.decode.release();
+      await b.chunk.release();
+    }
     await this.head.release();
     await this.experts.close();
   }

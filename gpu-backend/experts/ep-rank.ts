@@ -1,8 +1,9 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Checkpoint } from "../engine/checkpoint.js";
+import { ExpertGroup } from "../engine/expert-group.js";
 import { buildExpertGraph } from "../engine/kernels/block-graph.js";
 import { createRuntime, type KernelSession } from "../engine/kernels/runtime.js";
-import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
+import type { ExpertTask, FromRank, RankInit, ToRank } from "./ep-protocol.js";
 
 /**
  * An expert-parallel rank: a worker thread that owns the sessions (and so the weights) of its shard of
@@ -17,26 +18,56 @@ const runtime = await createRuntime({ backend: init.backend, threads: 1 });
 const ckpt = new Checkpoint(init.model);
 const cfg = ckpt.config;
 const H = cfg.hidden;
+
+// Grouped: one fused session per layer over the experts held here, rebuilt when a replica arrives.
+// Per-token (baseline): one session per expert, one run per row.
+const held = new Map<number, Set<number>>();
+const groups = new Map<number, ExpertGroup>();
 const sessions = new Map<string, KernelSession>();
-const load = async (layer: number, expert: number) => {
-  sessions.set(`${layer}:${expert}`, await runtime.createSession(buildExpertGraph(cfg, ckpt, layer, expert), "small"));
-};
-for (const [l, e] of init.owned) await load(l, e);
+for (const [l, e] of init.owned) {
+  if (!held.has(l)) held.set(l, new Set());
+  held.get(l)!.add(e);
+}
+async function build(layer: number): Promise<void> {
+  const experts = held.get(layer)!;
+  if (init.grouped) {
+    const previous = groups.get(layer);
+    groups.set(layer, await ExpertGroup.create(runtime, ckpt, cfg, layer, experts));
+    await previous?.release();
+    return;
+  }
+  for (const e of experts) {
+    const key = `${layer}:${e}`;
+    if (!sessions.has(key)) sessions.set(key, await runtime.createSession(buildExpertGraph(cfg, ckpt, layer, e), "single"));
+  }
+}
+for (const layer of held.keys()) await build(layer);
+
+async function load(layer: number, expert: number): Promise<void> {
+  if (!held.has(layer)) held.set(layer, new Set());
+  held.get(layer)!.add(expert);
+  await build(layer);
+}
 
 let input: Float32Array<ArrayBufferLike> = new Float32Array(0);
 let output: Float32Array<ArrayBufferLike> = new Float32Array(0);
 
-async function run(tasks: [number, number, number, number][]): Promise<void> {
-  for (const [layer, expert, row, n] of tasks) {
-    const s = sessions.get(`${layer}:${expert}`);
-    if (!s) throw new Error(`rank ${init.rank} does not hold expert ${expert} of layer ${layer}`);
-    // Grouped: one run over the expert's whole slice. Per-token (baseline): one run per row.
-    const step = init.grouped ? n : 1;
-    for (let r = row; r < row + n; r += step) {
-      const x = input.slice(r * H, (r + step) * H);
-      const y = (await s.run({ x: { data: x, dims: [step, H] } })).y!;
-      output.set(y, r * H);
-    }
+/** Tasks name consecutive row ranges of the input buffer, one layer per run, in ascending expert order. */
+async function run(tasks: ExpertTask[]): Promise<void> {
+  if (tasks.length === 0) return;
+  const layer = tasks[0]![0];
+  const rows = tasks.reduce((a, t) => a + t[3], 0);
+  const group = groups.get(layer);
+  if (group) {
+    if (tasks.some((t) => t[0] !== layer)) throw new Error("one run carries one layer's tasks");
+    const y = await group.run(input.slice(tasks[0]![2] * H, (tasks[0]![2] + rows) * H), tasks.map(([, expert, , n]) => ({ expert, n })), H);
+    output.set(y, tasks[0]![2] * H);
+    return;
+  }
+  for (const [l, expert, row, n] of tasks) {
+    const s = sessions.get(`${l}:${expert}`);
+    if (!s) throw new Error(`rank ${init.rank} does not hold expert ${expert} of layer ${l}`);
+    for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: input.slice(r * H, (r + 1) * H), dims: [1, H] } })).y!, r * H);
   }
 }
 

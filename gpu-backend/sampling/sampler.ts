@@ -1,4 +1,5 @@
 import { Rng } from "../engine/rng.js";
+import { topKIndices } from "../engine/top-k.js";
 
 export interface SamplingParams {
   /** 0 → greedy. */
@@ -40,13 +41,31 @@ export class SequenceSampler {
     this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
   }
 
-  sample(raw: Float32Array): Sampled {
+  /** Whether logits are adjusted (bias, penalties on tokens already produced) before temperature. */
+  private adjusts(): boolean {
+    return this.p.logitBias.size > 0 || (this.counts.size > 0 && !!(this.p.presencePenalty || this.p.frequencyPenalty));
+  }
+
+  /**
+   * The temperature at which the model's own softmax (computed with the logits) can be sampled from
+   * directly for the next token, or null when logits must be adjusted first or decoding is greedy.
+   */
+  headTemperature(): number | null {
+    return this.p.temperature >= 1e-5 && !this.adjusts() ? this.p.temperature : null;
+  }
+
+  /** `probs`: softmax(raw / headTemperature()), when the model computed it. */
+  sample(raw: Float32Array, probs?: Float32Array | null): Sampled {
     const V = raw.length;
-    const l = new Float64Array(V);
-    for (let i = 0; i < V; i++) l[i] = raw[i]!;
-    for (const [t, b] of this.p.logitBias) if (t < V) l[t]! += b;
-    if (this.p.presencePenalty || this.p.frequencyPenalty) {
-      for (const [t, c] of this.counts) l[t]! -= c * this.p.frequencyPenalty + this.p.presencePenalty;
+    // Adjusted logits only when something adjusts them; otherwise the model's row is read as is.
+    let l: Float32Array | Float64Array = raw;
+    const penalties = this.counts.size > 0 && (this.p.presencePenalty || this.p.frequencyPenalty);
+    if (this.adjusts()) {
+      const adjusted = scratch(0, V);
+      for (let i = 0; i < V; i++) adjusted[i] = raw[i]!;
+      for (const [t, b] of this.p.logitBias) if (t < V) adjusted[t]! += b;
+      if (penalties) for (const [t, c] of this.counts) adjusted[t]! -= c * this.p.frequencyPenalty + this.p.presencePenalty;
+      l = adjusted;
     }
 
     let token: number;
@@ -54,41 +73,57 @@ export class SequenceSampler {
       token = 0;
       for (let i = 1; i < V; i++) if (l[i]! > l[token]!) token = i;
     } else {
-      token = this.draw(l);
+      token = probs && this.headTemperature() !== null ? this.drawFrom(probs) : this.draw(l);
     }
     const out: Sampled = { token, logprob: 0, top: [] };
     if (this.p.logprobs) {
       const lse = logSumExp(raw);
       out.logprob = raw[token]! - lse;
-      out.top = topN(raw, this.p.topLogprobs).map((t) => ({ token: t, logprob: raw[t]! - lse }));
+      out.top = topKIndices(raw, this.p.topLogprobs).map((t) => ({ token: t, logprob: raw[t]! - lse }));
     }
     return out;
   }
 
-  private draw(l: Float64Array): number {
+  private draw(l: Float32Array | Float64Array): number {
     const V = l.length;
     let max = -Infinity;
     for (let i = 0; i < V; i++) if (l[i]! > max) max = l[i]!;
-    const probs = new Float64Array(V);
-    for (let i = 0; i < V; i++) probs[i] = Math.exp((l[i]! - max) / this.p.temperature);
+    const probs = scratch(1, V);
+    const invT = 1 / this.p.temperature;
+    for (let i = 0; i < V; i++) probs[i] = Math.exp((l[i]! - max) * invT);
+    return this.drawFrom(probs);
+  }
 
+  /** Top-k, top-p, then one draw from the sequence's RNG over (unnormalised) probabilities. */
+  private drawFrom(probs: Float32Array | Float64Array): number {
+    const V = probs.length;
+    let total = 0;
+    for (let i = 0; i < V; i++) total += probs[i]!;
     let candidates: number[] | null = null;
-    if (this.p.topK > 0 && this.p.topK < V) candidates = topN(probs, this.p.topK);
+    if (this.p.topK > 0 && this.p.topK < V) candidates = topKIndices(probs, this.p.topK);
     if (this.p.topP < 1) candidates = nucleus(probs, this.p.topP, candidates);
 
     if (candidates) {
-      let total = 0;
+      total = 0;
       for (const i of candidates) total += probs[i]!;
       let u = this.rng.uniform() * total;
       for (const i of candidates) if ((u -= probs[i]!) <= 0) return i;
       return candidates[candidates.length - 1]!;
     }
-    let total = 0;
-    for (let i = 0; i < V; i++) total += probs[i]!;
     let u = this.rng.uniform() * total;
     for (let i = 0; i < V; i++) if ((u -= probs[i]!) <= 0) return i;
     return V - 1;
   }
+}
+
+/**
+ * Scratch rows reused by every sampler: sampling is synchronous, so one pair serves the whole pod and a
+ * step over a large vocabulary allocates nothing (per-token arrays were a large share of GC time).
+ */
+const scratchRows: Float64Array[] = [new Float64Array(0), new Float64Array(0)];
+function scratch(slot: 0 | 1, n: number): Float64Array {
+  if (scratchRows[slot]!.length < n) scratchRows[slot] = new Float64Array(n);
+  return scratchRows[slot]!.subarray(0, n);
 }
 
 export function logSumExp(x: Float32Array): number {
@@ -99,42 +134,29 @@ export function logSumExp(x: Float32Array): number {
   return max + Math.log(s);
 }
 
-/** Indices of the n largest values, descending (ties: lower index first). O(V·n) for the small n used here. */
-export function topN(x: ArrayLike<number>, n: number): number[] {
-  const best: number[] = [];
-  for (let i = 0; i < x.length; i++) {
-    const v = x[i]!;
-    if (best.length === n && v <= x[best[n - 1]!]!) continue;
-    let k = best.length < n ? best.length : n - 1;
-    if (best.length < n) best.push(i);
-    while (k > 0 && x[best[k - 1]!]! < v) {
-      best[k] = best[k - 1]!;
-      k--;
-    }
-    best[k] = i;
-  }
-  return best;
-}
-
 /**
  * The smallest set of tokens (most probable first) whose probability mass reaches `p`. Sorting every token
  * is avoided: tokens far below the leader cannot be needed unless the near ones fall short, which is checked.
  */
-function nucleus(probs: Float64Array, p: number, within: number[] | null): number[] {
-  const pool = within ?? Array.from(probs.keys());
+function nucleus(probs: Float32Array | Float64Array, p: number, within: number[] | null): number[] {
+  const n = within ? within.length : probs.length;
+  const at = within ? (k: number) => within[k]! : (k: number) => k;
   let total = 0;
   let max = 0;
-  for (const i of pool) {
-    total += probs[i]!;
-    if (probs[i]! > max) max = probs[i]!;
+  for (let k = 0; k < n; k++) {
+    const q = probs[at(k)]!;
+    total += q;
+    if (q > max) max = q;
   }
   for (const cut of [max * 1e-4, 0]) {
-    const cand = pool.filter((i) => probs[i]! >= cut).sort((a, b) => probs[b]! - probs[a]! || a - b);
+    const cand: number[] = [];
+    for (let k = 0; k < n; k++) if (probs[at(k)]! >= cut) cand.push(at(k));
+    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
     let acc = 0;
     for (let k = 0; k < cand.length; k++) {
       acc += probs[cand[k]!]!;
       if (acc >= p * total) return cand.slice(0, k + 1);
     }
   }
-  return pool;
+  return within ?? Array.from({ length: n }, (_, k) => k);
 }

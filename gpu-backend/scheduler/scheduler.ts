@@ -183,8 +183,9 @@ export class Scheduler {
       past: seq.computed,
       cache: seq.cache!,
       logits: seq.computed + n === seq.tokens.length ? "last" : "none",
+      temperature: seq.sampler.headTemperature(),
     }));
-    const { logits } = await this.model.forward(steps);
+    const { logits, probs } = await this.model.forward(steps);
     this.totals.steps++;
 
     let sampled = 0;
@@ -193,15 +194,15 @@ export class Scheduler {
       this.publishFullBlocks(seq);
       const l = logits[i];
       if (!l || seq.cancelled) return;
-      const reason = this.sampleNext(seq, l);
+      const reason = this.sampleNext(seq, l, probs[i]);
       sampled++;
       if (reason) this.finish(seq, reason);
     });
     this.onStep?.(sampled);
   }
 
-  private sampleNext(seq: Sequence, logits: Float32Array): FinishReason | null {
-    const s = seq.sampler.sample(logits);
+  private sampleNext(seq: Sequence, logits: Float32Array, probs: Float32Array | null | undefined): FinishReason | null {
+    const s = seq.sampler.sample(logits, probs);
     this.totals.generatedTokens++;
     const reason = seq.accept(s);
     if (reason) return reason;

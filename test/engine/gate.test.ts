@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { route, topKIndices, type GateConfig } from "../../gpu-backend/engine/gate.js";
+import { route, type GateConfig } from "../../gpu-backend/engine/gate.js";
+import { topKIndices } from "../../gpu-backend/engine/top-k.js";
 
 const v3: GateConfig = { routedExperts: 8, topK: 2, nGroup: 4, topkGroup: 2, topkMethod: "noaux_tc", normTopkProb: true, routedScaling: 2.5 };
 const f = (xs: number[]) => Float32Array.from(xs);
@@ -8,6 +9,16 @@ describe("topKIndices", () => {
   it("breaks ties towards the lower index, as torch.topk does", () => {
     expect(topKIndices([0.5, 0.9, 0.9, 0.1, 0.9], 2)).toEqual([1, 2]);
     expect(topKIndices([1, 1, 1, 1], 3)).toEqual([0, 1, 2]);
+  });
+  it("equals a full stable sort, with and without excluded indices", () => {
+    let s = 7;
+    const values = Array.from({ length: 300 }, () => ((s = (s * 48271) % 2147483647) % 40) / 8); // many ties
+    const odd = (i: number) => i % 2 === 1;
+    for (const k of [1, 6, 37, 300]) {
+      const sorted = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]! || a - b);
+      expect(topKIndices(values, k)).toEqual(sorted.slice(0, k));
+      expect(topKIndices(values, k, odd)).toEqual(sorted.filter((i) => !odd(i)).slice(0, k));
+    }
   });
 });
 

@@ -97,6 +97,17 @@ describe.each(["v3", "v2"])("%s: the latent cache reproduces full recomputation"
     expect(maxDiff(mixed.logits[1]!, alone)).toBeLessThan(1e-4);
     expect(mixed.logits[3]).toBeNull();
   });
+
+  it("equal-length chunks of sequences at different positions share one attention run correctly", async () => {
+    const m = models[name]!;
+    const V = m.config.vocabSize;
+    const seqs = [prompt(19, 7), prompt(27, 8), prompt(8, 9)]; // the last 8 tokens of each are the chunk
+    const alone = await Promise.all(seqs.map(async (ids) => (await m.forward([{ tokens: ids, past: 0, cache: cacheFor(m), logits: "all" }])).logits[0]!));
+    const caches = seqs.map(() => cacheFor(m));
+    await m.forward(seqs.flatMap((ids, i) => (ids.length > 8 ? [{ tokens: ids.slice(0, -8), past: 0, cache: caches[i]!, logits: "none" as const }] : [])));
+    const together = await m.forward(seqs.map((ids, i) => ({ tokens: ids.slice(-8), past: ids.length - 8, cache: caches[i]!, logits: "all" as const })));
+    seqs.forEach((ids, i) => expect(maxDiff(together.logits[i]!, alone[i]!.subarray((ids.length - 8) * V))).toBeLessThan(1e-4));
+  });
 });
 
 describe("backends", () => {

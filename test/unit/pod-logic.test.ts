@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { DeepSeekModel, SequenceStep } from "../../gpu-backend/engine/model.js";
 import { BlockPool, blockHash, chainSeed } from "../../gpu-backend/kv/block-pool.js";
-import { SequenceSampler, topN, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
+import { SequenceSampler, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
 import { StopMatcher } from "../../gpu-backend/sampling/stop-matcher.js";
 import { Scheduler } from "../../gpu-backend/scheduler/scheduler.js";
 import type { SequenceSpec } from "../../gpu-backend/scheduler/sequence.js";
@@ -86,6 +86,29 @@ describe("sampler", () => {
     expect(draw(3)).toEqual(draw(3));
     expect(draw(3)).not.toEqual(draw(4));
   });
+  it("draws the same tokens from the model's softmax as from its logits; adjusted logits opt out of it", () => {
+    const softmax = (t: number) => {
+      const e = [...logits].map((v) => Math.exp(v / t));
+      const z = e.reduce((a, b) => a + b, 0);
+      return Float32Array.from(e, (v) => v / z);
+    };
+    for (const params of [{ temperature: 0.7 }, { temperature: 1.3, topK: 3 }, { temperature: 1, topP: 0.8 }]) {
+      const fromLogits = new SequenceSampler({ ...base, ...params, seed: 5 });
+      const fromProbs = new SequenceSampler({ ...base, ...params, seed: 5 });
+      expect(fromProbs.headTemperature()).toBe(params.temperature);
+      const probs = softmax(params.temperature);
+      const a = Array.from({ length: 200 }, () => fromLogits.sample(logits).token);
+      const b = Array.from({ length: 200 }, () => fromProbs.sample(logits, probs).token);
+      expect(b).toEqual(a);
+      expect(new Set(a).size).toBeGreaterThan(1);
+    }
+    expect(new SequenceSampler({ ...base, temperature: 0 }).headTemperature()).toBeNull();
+    expect(new SequenceSampler({ ...base, logitBias: new Map([[1, 5]]) }).headTemperature()).toBeNull();
+    const penalised = new SequenceSampler({ ...base, presencePenalty: 1 });
+    expect(penalised.headTemperature()).toBe(1);
+    penalised.observe(2);
+    expect(penalised.headTemperature()).toBeNull();
+  });
   it("top_k and top_p restrict the support", () => {
     const k = new SequenceSampler({ ...base, topK: 2, seed: 9 });
     // Probabilities: P(5) ≈ 0.565, P(0) ≈ 0.208, the rest below 0.08 each.
@@ -110,9 +133,6 @@ describe("sampler", () => {
     const lse = Math.log([...logits].reduce((a, x) => a + Math.exp(x), 0));
     expect(r.logprob).toBeCloseTo(3 - lse, 6);
     expect(r.top.map((t) => t.token)).toEqual([5, 0]);
-  });
-  it("topN keeps order and ties", () => {
-    expect(topN([1, 3, 3, 2], 3)).toEqual([1, 2, 3]);
   });
 });
 
@@ -145,6 +165,7 @@ function fakeModel(vocab = 16): DeepSeekModel {
         l[(last * 7 + pos * 3 + 2) % vocab] = 10;
         return l;
       }),
+      probs: seqs.map(() => null),
     };
   };
   return { config: { layers: 1, maxPositions: 4096, vocabSize: vocab }, cacheWidth: 1, forward } as unknown as DeepSeekModel;

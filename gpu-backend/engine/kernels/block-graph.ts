@@ -117,8 +117,8 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
 
   // Values are the latents; the value half of kv_b_proj maps each head's latent mix to v_head_dim.
-  const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
-  const oRows = g.op("MatMul", [probs, latents]); // [B, nh·Tq, kvl]
+  // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
+  const oRows = g.op("Slice", [g.op("MatMul", [probs, keys]), g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
   const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
   const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
   const oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
@@ -155,6 +155,30 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   return g.build();
 }
 
+/**
+ * Several routed experts of one layer in one graph, so a step costs one session run per layer instead of one
+ * per active expert: `x [N, H]` holds the step's rows sorted by expert (in `experts` order), `counts [k]` how
+ * many rows each expert takes (0 for idle ones); `y [N, H]` is each row through its expert, in the same order.
+ */
+export function buildExpertGroupGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, experts: readonly number[]): Uint8Array {
+  const H = cfg.hidden;
+  const I = cfg.moeIntermediate;
+  const g = new GraphBuilder(`experts_${layer}`);
+  const x = g.input("x", ["N", H]);
+  const counts = g.input("counts", [experts.length], "int64");
+  const parts = g.opN("Split", [x, counts], experts.length, { axis: A.i(0) });
+  const ys = experts.map((e, k) => {
+    const p = `model.layers.${layer}.mlp.experts.${e}`;
+    return swiglu(g, parts[k]!, `e${e}`, {
+      gate: ckpt.get(`${p}.gate_proj.weight`, [I, H]),
+      up: ckpt.get(`${p}.up_proj.weight`, [I, H]),
+      down: ckpt.get(`${p}.down_proj.weight`, [H, I]),
+    }, H, I);
+  });
+  g.output(ys.length === 1 ? g.op("Identity", ys) : g.op("Concat", ys, { axis: A.i(0) }), "y", ["N", H]);
+  return g.build();
+}
+
 /** One routed expert: `[n, H] → [n, H]`. */
 export function buildExpertGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, expert: number): Uint8Array {
   const H = cfg.hidden;
@@ -171,14 +195,21 @@ export function buildExpertGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numb
   return g.build();
 }
 
-/** Final norm and lm_head: `[n, H] → [n, V]`. */
+/**
+ * Final norm and lm_head: `x [n, H] → logits [n, V]`, and `probs [n, V]` = softmax(logits · inv_temp) per row,
+ * so temperature sampling over a large vocabulary costs the pod one vectorised kernel instead of V `exp`s
+ * per token in JavaScript (rows that do not need it pass any inv_temp and ignore their probs).
+ */
 export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
   const H = cfg.hidden;
   const V = cfg.vocabSize;
   const g = new GraphBuilder("head");
   const x = g.input("x", ["n", H]);
+  const invTemp = g.input("inv_temp", ["n", 1]);
   const xn = rmsNorm(g, x, "norm", ckpt.get("model.norm.weight", [H]), cfg.rmsEps);
   const headName = cfg.tieEmbeddings && !ckpt.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
-  g.output(linear(g, xn, "lm_head", ckpt.get(headName, [V, H]), V, H), "logits", ["n", V]);
+  const logits = linear(g, xn, "lm_head", ckpt.get(headName, [V, H]), V, H);
+  g.output(logits, "logits", ["n", V]);
+  g.output(g.op("Softmax", [g.op("Mul", [logits, invTemp])], { axis: A.i(-1) }), "probs", ["n", V]);
   return g.build();
 }

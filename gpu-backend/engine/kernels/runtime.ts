@@ -8,7 +8,7 @@ export type BackendName = "node" | "web";
 
 export interface RuntimeOptions {
   backend: BackendName;
-  /** Intra-op threads for large kernels (attention blocks, lm_head); expert kernels use one each. */
+  /** Intra-op threads for `pooled` and `streaming` sessions. */
   threads?: number;
   /** Native only: execution providers in preference order, e.g. ["cuda", "cpu"] on GPU hosts. */
   executionProviders?: string[];
@@ -24,10 +24,20 @@ export interface KernelSession {
   release(): Promise<void>;
 }
 
+/**
+ * How a session uses threads (measured on the benchmark model, native build):
+ * - `pooled`: a thread pool that sleeps between kernels — few large kernels per run (lm_head, prefill chunks).
+ * - `single`: the calling thread only — short runs where waking a pool costs more than it gives (decode
+ *   attention blocks, single-expert GEMVs).
+ * - `streaming`: a pool that spins between kernels for the length of a run and stops at its end — hundreds of
+ *   medium kernels back to back (a layer's expert group), where sleeping workers would wake for every one.
+ *   Spinning is never left on after a run: with many sessions on few cores it starves the others (5× slower).
+ */
+export type SessionKind = "pooled" | "single" | "streaming";
+
 export interface KernelRuntime {
   readonly backend: BackendName;
-  /** `small`: a kernel whose runs are too short to gain from a thread pool (expert GEMVs). */
-  createSession(model: Uint8Array, kind?: "large" | "small"): Promise<KernelSession>;
+  createSession(model: Uint8Array, kind?: SessionKind): Promise<KernelSession>;
 }
 
 type Ort = typeof OrtCommon;
@@ -43,23 +53,22 @@ async function loadOrt(backend: BackendName, threads: number): Promise<Ort> {
 export async function createRuntime(opts: RuntimeOptions): Promise<KernelRuntime> {
   const threads = opts.threads ?? 2;
   const ort = await loadOrt(opts.backend, threads);
-  const baseOptions = (intra: number): OrtCommon.InferenceSession.SessionOptions => ({
+  const sessionOptions = (kind: SessionKind): OrtCommon.InferenceSession.SessionOptions => ({
     graphOptimizationLevel: "all",
     executionMode: "sequential",
     ...(opts.backend === "node"
       ? {
-          intraOpNumThreads: intra,
+          intraOpNumThreads: kind === "single" ? 1 : threads,
           interOpNumThreads: 1,
           executionProviders: opts.executionProviders ?? ["cpu"],
-          // Many sessions share few cores: spinning pool threads starve each other (measured: 5× slower).
-          extra: { session: { intra_op: { allow_spinning: "0" } } },
+          extra: { session: { intra_op: { allow_spinning: kind === "streaming" ? "1" : "0" }, force_spinning_stop: "1" } },
         }
       : { executionProviders: ["wasm"] }),
   });
   return {
     backend: opts.backend,
-    async createSession(model, kind = "large") {
-      const session = await ort.InferenceSession.create(model, baseOptions(kind === "small" ? 1 : threads));
+    async createSession(model, kind = "pooled") {
+      const session = await ort.InferenceSession.create(model, sessionOptions(kind));
       return {
         async run(feeds) {
           const inputs: Record<string, OrtCommon.Tensor> = {};
