@@ -71,16 +71,22 @@ async function run(tasks: ExpertTask[]): Promise<void> {
   }
 }
 
+// Messages are handled one at a time, in order: a replica load rebuilds a layer's session and new buffers
+// replace the old ones, and neither may happen under a run.
+let jobs: Promise<unknown> = Promise.resolve();
 port.on("message", (m: ToRank) => {
-  if (m.type === "buffers") {
-    input = new Float32Array(m.input);
-    output = new Float32Array(m.output);
-    return;
-  }
-  const job = m.type === "run" ? run(m.tasks) : load(m.layer, m.expert);
-  job.then(
-    () => post(m.type === "run" ? { type: "done", id: m.id } : { type: "loaded", id: m.id }),
-    (e: unknown) => post({ type: "error", id: m.id, message: e instanceof Error ? e.message : String(e) }),
-  );
+  jobs = jobs.then(async () => {
+    if (m.type === "buffers") {
+      input = new Float32Array(m.input);
+      output = new Float32Array(m.output);
+      return;
+    }
+    try {
+      await (m.type === "run" ? run(m.tasks) : load(m.layer, m.expert));
+      post(m.type === "run" ? { type: "done", id: m.id } : { type: "loaded", id: m.id });
+    } catch (e) {
+      post({ type: "error", id: m.id, message: e instanceof Error ? e.message : String(e) });
+    }
+  });
 });
 post({ type: "ready" });

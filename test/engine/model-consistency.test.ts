@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalExperts } from "../../gpu-backend/engine/experts.js";
 import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
 import { Rng } from "../../gpu-backend/engine/rng.js";
@@ -107,6 +108,26 @@ describe.each(["v3", "v2"])("%s: the latent cache reproduces full recomputation"
     await m.forward(seqs.flatMap((ids, i) => (ids.length > 8 ? [{ tokens: ids.slice(0, -8), past: 0, cache: caches[i]!, logits: "none" as const }] : [])));
     const together = await m.forward(seqs.map((ids, i) => ({ tokens: ids.slice(-8), past: ids.length - 8, cache: caches[i]!, logits: "all" as const })));
     seqs.forEach((ids, i) => expect(maxDiff(together.logits[i]!, alone[i]!.subarray((ids.length - 8) * V))).toBeLessThan(1e-4));
+  });
+});
+
+describe("expert execution", () => {
+  it("one fused session per layer (rows sorted by expert) equals one run per (token, expert) pair", async () => {
+    const perToken = await DeepSeekModel.load(join(dir, "v3"), {
+      backend: "node",
+      experts: ({ runtime, ckpt, config }) => LocalExperts.create(runtime, ckpt, config, { mode: "per-token" }),
+    });
+    try {
+      expect(perToken.experts.describe()).toMatchObject({ mode: "per-token" });
+      expect(models.v3!.experts.describe()).toMatchObject({ mode: "grouped" });
+      const fresh = (m: DeepSeekModel) => new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8);
+      const batch = (m: DeepSeekModel) => [prompt(23, 11), prompt(5, 12), prompt(14, 13)].map((tokens) => ({ tokens, past: 0, cache: fresh(m), logits: "all" as const }));
+      const a = await models.v3!.forward(batch(models.v3!));
+      const b = await perToken.forward(batch(perToken));
+      a.logits.forEach((l, i) => expect(maxDiff(l!, b.logits[i]!)).toBeLessThan(1e-4));
+    } finally {
+      await perToken.close();
+    }
   });
 });
 
