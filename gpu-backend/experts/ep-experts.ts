@@ -1,7 +1,10 @@
 import { Worker } from "node:worker_threads";
 import { isMoeLayer, type ModelConfig } from "../engine/config.js";
 import { scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
+import { Checkpoint } from "../engine/checkpoint.js";
+import { createRuntime } from "../engine/kernels/runtime.js";
 import type { ExpertTask, FromRank, RankInit, ToRank } from "./ep-protocol.js";
+import { ExpertShard } from "./expert-shard.js";
 
 export interface EpOptions {
   model: string;
@@ -15,13 +18,25 @@ export interface EpOptions {
   rebalanceEvery?: number;
 }
 
-class Rank {
+/** One expert-parallel rank as the main thread sees it: buffers to fill, a run, replica loads. */
+interface Rank {
+  input: Float32Array;
+  output: Float32Array;
+  /** Grows the buffers to hold `rows` hidden states each way. */
+  ensureCapacity(rows: number, hidden: number): void;
+  run(tasks: ExpertTask[]): Promise<void>;
+  load(layer: number, expert: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A rank on a worker thread: rows cross in shared memory, task lists as messages. */
+class WorkerRank implements Rank {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
   input = new Float32Array(new SharedArrayBuffer(4));
   output = new Float32Array(new SharedArrayBuffer(4));
 
-  constructor(readonly index: number, private readonly worker: Worker) {
+  constructor(private readonly worker: Worker) {
     worker.on("message", (m: FromRank) => {
       if (m.type === "ready") return;
       const p = this.pending.get(m.id);
@@ -36,36 +51,69 @@ class Rank {
     });
   }
 
-  /** Grows the shared buffers to hold `rows` hidden states each way. */
   ensureCapacity(rows: number, hidden: number): void {
     if (this.input.length >= rows * hidden) return;
     const n = Math.max(rows, 2 * (this.input.length / hidden)) * hidden;
     this.input = new Float32Array(new SharedArrayBuffer(n * 4));
     this.output = new Float32Array(new SharedArrayBuffer(n * 4));
-    this.send({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer });
+    this.worker.postMessage({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
   }
 
-  request(make: (id: number) => ToRank): Promise<void> {
+  run(tasks: ExpertTask[]): Promise<void> {
+    return this.request((id) => ({ type: "run", id, tasks }));
+  }
+
+  load(layer: number, expert: number): Promise<void> {
+    return this.request((id) => ({ type: "load", id, layer, expert }));
+  }
+
+  private request(make: (id: number) => ToRank): Promise<void> {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.send(make(id));
+      this.worker.postMessage(make(id));
     });
   }
 
-  private send(m: ToRank): void {
-    this.worker.postMessage(m);
-  }
-
-  terminate(): Promise<number> {
-    return this.worker.terminate();
+  async close(): Promise<void> {
+    await this.worker.terminate();
   }
 }
 
 /**
- * Routed experts split over `ranks` worker threads, each owning a contiguous shard of every MoE layer's
- * experts. Per layer and step, token rows are dispatched to their experts' owners through shared memory,
- * all ranks compute in parallel, and the weighted outputs are combined back on the main thread. With
+ * Rank 0 lives in the main thread, which would otherwise wait idle while the workers compute: N ranks use
+ * N threads (one per core), not N + 1, and a step sends one message fewer per layer.
+ */
+class MainThreadRank implements Rank {
+  input = new Float32Array(0);
+  output = new Float32Array(0);
+
+  constructor(private readonly shard: ExpertShard) {}
+
+  ensureCapacity(rows: number, hidden: number): void {
+    if (this.input.length >= rows * hidden) return;
+    this.input = new Float32Array(Math.max(rows * hidden, 2 * this.input.length));
+    this.output = new Float32Array(this.input.length);
+  }
+
+  run(tasks: ExpertTask[]): Promise<void> {
+    return this.shard.run(tasks, this.input, this.output);
+  }
+
+  load(layer: number, expert: number): Promise<void> {
+    return this.shard.load(layer, expert);
+  }
+
+  close(): Promise<void> {
+    return this.shard.close();
+  }
+}
+
+/**
+ * Routed experts split over `ranks` ranks (rank 0 in the main thread, the others on worker threads), each
+ * owning a contiguous shard of every MoE layer's experts. Per layer and step, token rows are dispatched to
+ * their experts' owners (workers through shared memory), all ranks compute in parallel, and the weighted
+ * outputs are combined back on the main thread. With
  * replicas enabled, the hottest experts are also loaded on the least-loaded ranks and their buckets split.
  */
 export class EpExperts implements ExpertExecutor {
@@ -83,21 +131,28 @@ export class EpExperts implements ExpertExecutor {
 
   static async start(opts: EpOptions): Promise<EpExperts> {
     const c = opts.config;
-    const ranks: Rank[] = [];
-    await Promise.all(
-      Array.from({ length: opts.ranks }, async (_, r) => {
-        const owned: [number, number][] = [];
-        for (let l = 0; l < c.layers; l++) {
-          if (!isMoeLayer(c, l)) continue;
-          for (let e = 0; e < c.routedExperts; e++) if (ownerOf(e, c.routedExperts, opts.ranks) === r) owned.push([l, e]);
+    const ownedBy = (r: number) => {
+      const owned: [number, number][] = [];
+      for (let l = 0; l < c.layers; l++) {
+        if (!isMoeLayer(c, l)) continue;
+        for (let e = 0; e < c.routedExperts; e++) if (ownerOf(e, c.routedExperts, opts.ranks) === r) owned.push([l, e]);
+      }
+      return owned;
+    };
+    const ranks: Rank[] = await Promise.all(
+      Array.from({ length: opts.ranks }, async (_, r): Promise<Rank> => {
+        if (r === 0) {
+          // One thread per rank: the main thread's shard runs single-threaded, like the workers'. The shard
+          // keeps its checkpoint open to load replicas later.
+          const runtime = await createRuntime({ backend: opts.backend, threads: 1 });
+          return new MainThreadRank(await ExpertShard.create(runtime, new Checkpoint(opts.model), c, ownedBy(0), opts.grouped));
         }
-        const init: RankInit = { model: opts.model, rank: r, backend: opts.backend, owned, grouped: opts.grouped };
-        const worker = spawnRank(init);
+        const worker = spawnRank({ model: opts.model, rank: r, backend: opts.backend, owned: ownedBy(r), grouped: opts.grouped });
         await new Promise<void>((resolve, reject) => {
           worker.once("message", (m: FromRank) => (m.type === "ready" ? resolve() : reject(new Error("rank failed to start"))));
           worker.once("error", reject);
         });
-        ranks[r] = new Rank(r, worker);
+        return new WorkerRank(worker);
       }),
     );
     return new EpExperts(ranks, opts);
@@ -121,8 +176,11 @@ export class EpExperts implements ExpertExecutor {
         if (to > from) perRank[r]!.push({ bucket: b, from, to });
       });
     }
+    // Workers first, the main thread's own shard last: its run occupies this thread while they compute.
+    const order = perRank.map((_, r) => r).reverse();
     await Promise.all(
-      perRank.map(async (parts, r) => {
+      order.map(async (r) => {
+        const parts = perRank[r]!;
         if (parts.length === 0) return;
         const rank = this.ranks[r]!;
         const rows = parts.reduce((a, p) => a + p.to - p.from, 0);
@@ -134,7 +192,7 @@ export class EpExperts implements ExpertExecutor {
           tasks.push([layer, p.bucket.expert, row, p.to - p.from]);
           row += p.to - p.from;
         }
-        await rank.request((id) => ({ type: "run", id, tasks }));
+        await rank.run(tasks);
         row = 0;
         for (const p of parts) {
           const n = p.to - p.from;
@@ -164,7 +222,7 @@ export class EpExperts implements ExpertExecutor {
       let target = -1;
       for (let r = 0; r < this.ranks.length; r++) if (!h.includes(r) && (target < 0 || rankLoad[r]! < rankLoad[target]!)) target = r;
       if (target < 0) break;
-      await this.ranks[target]!.request((id) => ({ type: "load", id, layer, expert: e }));
+      await this.ranks[target]!.load(layer, e);
       h.push(target);
       rankLoad[target]! += load[e]! / 2;
       budget--;
@@ -181,7 +239,7 @@ export class EpExperts implements ExpertExecutor {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.ranks.map((r) => r.terminate()));
+    await Promise.all(this.ranks.map((r) => r.close()));
   }
 }
 

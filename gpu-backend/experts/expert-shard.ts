@@ -1,0 +1,84 @@
+import type { Checkpoint } from "../engine/checkpoint.js";
+import type { ModelConfig } from "../engine/config.js";
+import { ExpertGroup } from "../engine/expert-group.js";
+import { buildExpertGraph } from "../engine/kernels/block-graph.js";
+import type { KernelRuntime, KernelSession } from "../engine/kernels/runtime.js";
+import type { ExpertTask } from "./ep-protocol.js";
+
+/**
+ * The routed experts one expert-parallel rank holds, and how it runs them. Grouped: one fused session per
+ * layer over the experts held (rebuilt when a replica arrives). Per-token (the baseline): one session per
+ * expert, one run per row. Used by worker-thread ranks and by the rank that lives in the pod's main thread.
+ */
+export class ExpertShard {
+  private readonly held = new Map<number, Set<number>>();
+  private readonly groups = new Map<number, ExpertGroup>();
+  private readonly sessions = new Map<string, KernelSession>();
+
+  private constructor(
+    private readonly runtime: KernelRuntime,
+    private readonly ckpt: Checkpoint,
+    private readonly cfg: ModelConfig,
+    private readonly grouped: boolean,
+  ) {}
+
+  /** Takes ownership of `ckpt`: it stays open for replica loads until `close`. */
+  static async create(runtime: KernelRuntime, ckpt: Checkpoint, cfg: ModelConfig, owned: [number, number][], grouped: boolean): Promise<ExpertShard> {
+    const shard = new ExpertShard(runtime, ckpt, cfg, grouped);
+    for (const [l, e] of owned) shard.hold(l, e);
+    for (const layer of shard.held.keys()) await shard.build(layer);
+    return shard;
+  }
+
+  private hold(layer: number, expert: number): void {
+    if (!this.held.has(layer)) this.held.set(layer, new Set());
+    this.held.get(layer)!.add(expert);
+  }
+
+  private async build(layer: number): Promise<void> {
+    const experts = this.held.get(layer)!;
+    if (this.grouped) {
+      const previous = this.groups.get(layer);
+      this.groups.set(layer, await ExpertGroup.create(this.runtime, this.ckpt, this.cfg, layer, experts));
+      await previous?.release();
+      return;
+    }
+    for (const e of experts) {
+      const key = `${layer}:${e}`;
+      if (!this.sessions.has(key)) this.sessions.set(key, await this.runtime.createSession(buildExpertGraph(this.cfg, this.ckpt, layer, e), "single"));
+    }
+  }
+
+  /** Adds a replica of another rank's expert. Callers must not overlap it with a run. */
+  async load(layer: number, expert: number): Promise<void> {
+    this.hold(layer, expert);
+    await this.build(layer);
+  }
+
+  /** Tasks name consecutive row ranges of `input` (one layer per run, ascending expert order); rows of `output` get the results. */
+  async run(tasks: readonly ExpertTask[], input: Float32Array, output: Float32Array): Promise<void> {
+    if (tasks.length === 0) return;
+    const H = this.cfg.hidden;
+    const [layer, , first] = tasks[0]!;
+    const group = this.groups.get(layer);
+    if (group) {
+      if (tasks.some((t) => t[0] !== layer)) throw new Error("one run carries one layer's tasks");
+      const rows = tasks.reduce((a, t) => a + t[3], 0);
+      // slice: onnxruntime reads ordinary buffers, the input may be shared memory.
+      output.set(await group.run(input.slice(first * H, (first + rows) * H), tasks.map(([, expert, , n]) => ({ expert, n })), H), first * H);
+      return;
+    }
+    for (const [l, expert, row, n] of tasks) {
+      const s = this.sessions.get(`${l}:${expert}`);
+      if (!s) throw new Error(`expert ${expert} of layer ${l} is not held by this rank`);
+      for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: input.slice(r * H, (r + 1) * H), dims: [1, H] } })).y!, r * H);
+    }
+  }
+
+  /** Releases the sessions and closes the checkpoint (the shard owns it). */
+  async close(): Promise<void> {
+    for (const g of this.groups.values()) await g.release();
+    for (const s of this.sessions.values()) await s.release();
+    this.ckpt.close();
+  }
+}
