@@ -113,8 +113,8 @@ class MainThreadRank implements Rank {
  * Routed experts split over `ranks` ranks (rank 0 in the main thread, the others on worker threads), each
  * owning a contiguous shard of every MoE layer's experts. Per layer and step, token rows are dispatched to
  * their experts' owners (workers through shared memory), all ranks compute in parallel, and the weighted
- * outputs are combined back on the main thread. With
- * replicas enabled, the hottest experts are also loaded on the least-loaded ranks and their buckets split.
+ * outputs are combined back on the main thread. With replicas enabled, the hottest experts are also loaded
+ * on the least-loaded ranks and their buckets split.
  */
 export class EpExperts implements ExpertExecutor {
   /** holders[layer][expert] = ranks that hold the expert (owner first). */

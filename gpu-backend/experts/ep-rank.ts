@@ -32,7 +32,7 @@ port.on("message", (m: ToRank) => {
       await (m.type === "run" ? shard.run(m.tasks, input, output) : shard.load(m.layer, m.expert));
       post(m.type === "run" ? { type: "done", id: m.id } : { type: "loaded", id: m.id });
     } catch (e) {
-      post({ type: "error", id: m.id, message: e instanceof Error ? e.message : String(e) });
+      post({ type: "error", id: m.id, message: `rank ${init.rank}: ${e instanceof Error ? e.message : String(e)}` });
     }
   });
 });
