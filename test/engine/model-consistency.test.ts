@@ -2,7 +2,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Checkpoint } from "../../gpu-backend/engine/checkpoint.js";
+import { ExpertGroup } from "../../gpu-backend/engine/expert-group.js";
 import { LocalExperts } from "../../gpu-backend/engine/experts.js";
+import { buildExpertGraph } from "../../gpu-backend/engine/kernels/block-graph.js";
 import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
 import { Rng } from "../../gpu-backend/engine/rng.js";
@@ -127,6 +130,34 @@ describe("expert execution", () => {
       a.logits.forEach((l, i) => expect(maxDiff(l!, b.logits[i]!)).toBeLessThan(1e-4));
     } finally {
       await perToken.close();
+    }
+  });
+
+  it("an expert group of any subset equals its experts run one by one, and rejects experts it does not hold", async () => {
+    const m = models.v3!;
+    const ckpt = new Checkpoint(join(dir, "v3"));
+    const H = m.config.hidden;
+    try {
+      for (const experts of [[3], [1, 5, 9], [0, 15]]) {
+        const group = await ExpertGroup.create(m.runtime, ckpt, m.config, 1, experts);
+        const counts = experts.map((_, k) => k + 1); // 1, 2, 3 rows
+        const x = Float32Array.from({ length: counts.reduce((a, b) => a + b, 0) * H }, (_, i) => Math.sin(i * 0.37));
+        const y = await group.run(x, experts.map((expert, k) => ({ expert, n: counts[k]! })), H);
+        let row = 0;
+        for (const [k, e] of experts.entries()) {
+          const single = await m.runtime.createSession(buildExpertGraph(m.config, ckpt, 1, e), "single");
+          const part = x.subarray(row * H, (row + counts[k]!) * H);
+          const want = (await single.run({ x: { data: part, dims: [counts[k]!, H] } })).y!;
+          expect(maxDiff(y.subarray(row * H, (row + counts[k]!) * H), want)).toBeLessThan(1e-5);
+          await single.release();
+          row += counts[k]!;
+        }
+        await expect(group.run(x.subarray(0, H), [{ expert: 2, n: 1 }], H)).rejects.toThrow(/not loaded here/);
+        if (experts.length > 1) await expect(group.run(x.subarray(0, 2 * H), [{ expert: experts[1]!, n: 1 }, { expert: experts[0]!, n: 1 }], H)).rejects.toThrow(/ascending/);
+        await group.release();
+      }
+    } finally {
+      ckpt.close();
     }
   });
 });
