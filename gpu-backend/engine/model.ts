@@ -69,9 +69,12 @@ export class DeepSeekModel {
       const blocks: { decode: KernelSession; chunk: KernelSession }[] = [];
       const gateBias: (Float32Array | null)[] = [];
       for (let l = 0; l < cfg.layers; l++) {
-        // Decode groups run short kernels (one pass over the weights, one thread is best); chunks are GEMMs.
-        const graph = buildBlockGraph(cfg, ckpt, l);
-        blocks.push({ decode: await runtime.createSession(graph, "single"), chunk: await runtime.createSession(graph, "pooled") });
+        // Decode groups run short kernels on one thread, attention over the latents (absorbed MLA); prefill
+        // chunks are GEMMs on the pool, attention over per-head keys and values (cheaper for many queries).
+        blocks.push({
+          decode: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "absorbed"), "single"),
+          chunk: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "expanded"), "pooled"),
+        });
         const biasName = `model.layers.${l}.mlp.gate.e_score_correction_bias`;
         gateBias.push(isMoeLayer(cfg, l) && cfg.topkMethod === "noaux_tc" && ckpt.has(biasName) ? ckpt.get(biasName, [cfg.routedExperts]) : null);
       }

@@ -18,10 +18,11 @@ import { linear, rmsNorm, ropeInterleaved, swiglu, transpose } from "./layers.js
  *   dense layer:  out [T, H]  the residual stream leaving the layer
  *   MoE layer:    base [T, H] residual + shared experts; hn [T, H] expert input; scores [T, E] gate scores
  *
- * Attention runs in the absorbed MLA form for every token: kv_b_proj's key part is folded into the query
- * and its value part applied after attention, so keys and values are the cached latents themselves.
+ * `absorbed` (decode): kv_b_proj's key part is folded into the query and its value part applied after
+ * attention, so keys and values are the cached latents themselves. `expanded` (prefill chunks): keys and
+ * values are decompressed per head, as in the model's own formulation. Both read and write the same cache.
  */
-export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number): Uint8Array {
+export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, form: "absorbed" | "expanded" = "absorbed"): Uint8Array {
   const H = cfg.hidden;
   const nh = cfg.heads;
   const R = cfg.ropeDim;
@@ -63,27 +64,10 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const q3 = g.op("Reshape", [q, g.i64([-1, nh, nope + R])]); // [T, nh, nope+R]
   const [qNope, qPe] = g.opN("Split", [q3, g.i64([nope, R])], 2, { axis: A.i(-1) });
 
-  // kv_b_proj [nh·(nope+v), kvl] → per head: W_UK [nope, kvl] (absorbed into q), W_UV [v, kvl] (applied after).
-  const kvb = W("self_attn.kv_b_proj.weight", [nh * (nope + vd), kvl]);
-  const wuk = new Float32Array(nh * nope * kvl);
-  const wuvT = new Float32Array(nh * kvl * vd);
-  for (let h = 0; h < nh; h++) {
-    const rows = kvb.subarray(h * (nope + vd) * kvl, (h + 1) * (nope + vd) * kvl);
-    wuk.set(rows.subarray(0, nope * kvl), h * nope * kvl);
-    wuvT.set(transpose(rows.subarray(nope * kvl), vd, kvl), h * kvl * vd);
-  }
-  // Heads first, every token of the step as rows: nh GEMMs of T rows each.
-  const headsFirst = (t: string) => g.op("Transpose", [t], { perm: A.ints([1, 0, 2]) });
-  const qAbs = headsFirst(g.op("MatMul", [headsFirst(qNope!), g.weight("w_uk", wuk, [nh, nope, kvl])])); // [T, nh, kvl]
-
   const cosQ = g.op("Reshape", [cos, g.i64([-1, 1, R / 2, 1])]);
   const sinQ = g.op("Reshape", [sin, g.i64([-1, 1, R / 2, 1])]);
-  const qPeRot = ropeInterleaved(g, qPe!, cosQ, sinQ, [0, 0, R / 2, 2], [0, 0, R]);
+  const qPeRot = ropeInterleaved(g, qPe!, cosQ, sinQ, [0, 0, R / 2, 2], [0, 0, R]); // [T, nh, R]
   const scale = g.f32(softmaxScale(cfg));
-  const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [T, nh, D]
-  // Per sequence, its heads × new tokens form the rows of one GEMM against its keys: [B, nh·Tq, D].
-  const q4 = g.op("Reshape", [qCat, g.op("Concat", [bTqShape, g.i64([nh, D])], { axis: A.i(0) })]);
-  const qRows = g.op("Reshape", [g.op("Transpose", [q4], { perm: A.ints([0, 2, 1, 3]) }), g.op("Concat", [B, g.i64([-1, D])], { axis: A.i(0) })]);
 
   // The new tokens' cache rows.
   const kva = linear(g, xn, "kv_a", W("self_attn.kv_a_proj_with_mqa.weight", [kvl + R, H]), kvl + R, H);
@@ -98,7 +82,6 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   // Keys = past rows ‖ new rows, one latent per position shared by all heads: [B, P+Tq, D].
   const kvNew3 = g.op("Reshape", [kvNew, g.op("Concat", [bTqShape, g.i64([D])], { axis: A.i(0) })]);
   const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
-  const scores = g.op("MatMul", [qRows, g.op("Transpose", [keys], { perm: A.ints([0, 2, 1]) })]); // [B, nh·Tq, P+Tq]
 
   // Mask: past row n is visible iff n < past_len[b]; new row j is visible to new token i iff j <= i.
   const zero = g.f32(0);
@@ -112,16 +95,68 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const fullShape = g.op("Concat", [B, g.i64([1]), Tq, P], { axis: A.i(0) });
   const newShape = g.op("Concat", [B, g.i64([1]), Tq, Tq], { axis: A.i(0) });
   const mask = g.op("Concat", [g.op("Expand", [pastOk, fullShape]), g.op("Expand", [newOk, newShape])], { axis: A.i(-1) }); // [B,1,Tq,P+Tq]
-  const scores4 = g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]);
-  const probs4 = g.op("Softmax", [g.op("Where", [mask, scores4, g.f32(-Infinity)])], { axis: A.i(-1) });
-  const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
+  // Softmax over visible keys of `[B, nh, Tq, P+Tq]` scores: the mask becomes an additive bias once per
+  // sequence ([B, 1, Tq, P+Tq]), and a broadcast Add applies it to every head (cheaper than a 3-input Where).
+  const maskBias = g.op("Where", [mask, g.f32(0), g.f32(-Infinity)]);
+  const attend = (scores4: string) => g.op("Softmax", [g.op("Add", [scores4, maskBias])], { axis: A.i(-1) });
+  /** `[B, Tq, nh, w]`-shaped `[T, nh, w]` → `[B, nh, Tq, w]`. */
+  const perSequenceHeads = (t: string, w: number) =>
+    g.op("Transpose", [g.op("Reshape", [t, g.op("Concat", [bTqShape, g.i64([nh, w])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) });
 
-  // Values are the latents; the value half of kv_b_proj maps each head's latent mix to v_head_dim.
-  // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
-  const oRows = g.op("Slice", [g.op("MatMul", [probs, keys]), g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
-  const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
-  const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
-  const oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
+  // kv_b_proj [nh·(nope+v), kvl] → per head: W_UK [nope, kvl] and W_UV [v, kvl].
+  const kvb = W("self_attn.kv_b_proj.weight", [nh * (nope + vd), kvl]);
+  const headRows = (h: number) => kvb.subarray(h * (nope + vd) * kvl, (h + 1) * (nope + vd) * kvl);
+  let oFlat: string; // [T, nh·v]
+  if (form === "absorbed") {
+    // Decode: W_UK is folded into each query and W_UV applied after attention, so keys and values are the
+    // cached latents themselves (D per position, shared by all heads).
+    const wuk = new Float32Array(nh * nope * kvl);
+    const wuvT = new Float32Array(nh * kvl * vd);
+    for (let h = 0; h < nh; h++) {
+      wuk.set(headRows(h).subarray(0, nope * kvl), h * nope * kvl);
+      wuvT.set(transpose(headRows(h).subarray(nope * kvl), vd, kvl), h * kvl * vd);
+    }
+    // Heads first, every token of the step as rows: nh GEMMs of T rows each.
+    const headsFirst = (t: string) => g.op("Transpose", [t], { perm: A.ints([1, 0, 2]) });
+    const qAbs = headsFirst(g.op("MatMul", [headsFirst(qNope!), g.weight("w_uk", wuk, [nh, nope, kvl])])); // [T, nh, kvl]
+    const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [T, nh, D]
+    // Per sequence, its heads × new tokens form the rows of one GEMM against its keys: [B, nh·Tq, D].
+    const qRows = g.op("Reshape", [perSequenceHeads(qCat, D), g.op("Concat", [B, g.i64([-1, D])], { axis: A.i(0) })]);
+    const scores = g.op("MatMul", [qRows, g.op("Transpose", [keys], { perm: A.ints([0, 2, 1]) })]); // [B, nh·Tq, P+Tq]
+    const probs4 = attend(g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]));
+    const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
+    // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
+    const oRows = g.op("Slice", [g.op("MatMul", [probs, keys]), g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
+    const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
+    const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
+    oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
+  } else {
+    // Prefill chunks: keys and values are decompressed per head once per run, so the quadratic part works
+    // at nope+R / v per head instead of kvl+R / kvl+R — cheaper when many queries share the keys.
+    const wukT = new Float32Array(kvl * nh * nope); // [kvl, nh·nope]
+    const wuvT = new Float32Array(kvl * nh * vd); // [kvl, nh·v]
+    for (let h = 0; h < nh; h++) {
+      const rows = headRows(h);
+      for (let j = 0; j < kvl; j++) {
+        for (let i = 0; i < nope; i++) wukT[j * nh * nope + h * nope + i] = rows[i * kvl + j]!;
+        for (let i = 0; i < vd; i++) wuvT[j * nh * vd + h * vd + i] = rows[(nope + i) * kvl + j]!;
+      }
+    }
+    const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
+    const keysPerHead = (w: Float32Array, name: string, width: number) => // [B, nh, P+Tq, width]
+      g.op("Transpose", [g.op("Reshape", [g.op("MatMul", [latents, g.weight(name, w, [kvl, nh * width])]), g.op("Concat", [B, g.i64([-1, nh, width])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) });
+    const kNope = keysPerHead(wukT, "w_uk_t", nope);
+    const vals = keysPerHead(wuvT, "w_uv_t", vd);
+    // The shared rope key joins every head's key; the scale goes on the (small) queries. One GEMM then gives
+    // the scores, with no extra passes over the [B, nh, Tq, P+Tq] tensor.
+    const kPe = g.op("Slice", [keys, g.i64([kvl]), g.i64([D]), g.i64([2])]); // [B, P+Tq, R]
+    const kPeHeads = g.op("Expand", [g.op("Unsqueeze", [kPe, g.i64([1])]), g.op("Concat", [B, g.i64([nh]), g.op("Add", [P, Tq]), g.i64([R])], { axis: A.i(0) })]);
+    const k = g.op("Concat", [kNope, kPeHeads], { axis: A.i(-1) }); // [B, nh, P+Tq, nope+R]
+    const q = g.op("Mul", [perSequenceHeads(g.op("Concat", [qNope!, qPeRot], { axis: A.i(-1) }), nope + R), scale]); // [B, nh, Tq, nope+R]
+    const scores4 = g.op("MatMul", [q, g.op("Transpose", [k], { perm: A.ints([0, 1, 3, 2]) })]); // [B, nh, Tq, P+Tq]
+    const o = g.op("MatMul", [attend(scores4), vals]); // [B, nh, Tq, v]
+    oFlat = g.op("Reshape", [g.op("Transpose", [o], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh * vd])]);
+  }
   const attn = linear(g, oFlat, "o_proj", W("self_attn.o_proj.weight", [H, nh * vd]), H, nh * vd);
   const h = g.op("Add", [x, attn]);
   const hn = rmsNorm(g, h, "post_norm", W("post_attention_layernorm.weight", [H]), cfg.rmsEps);
