@@ -6,7 +6,7 @@ import { linear, rmsNorm, ropeInterleaved, swiglu, transpose } from "./layers.js
 
 /**
  * One decoder layer up to (not including) the routed experts, as a single graph, so a step costs one
- * session run per layer and attention group plus one per active expert.
+ * session run per layer and attention group, plus one expert-group run per MoE layer.
  *
  * Inputs (a group of B sequences, each bringing Tq new tokens; T = B·Tq):
  *   x        [T, H]        residual stream entering the layer
