@@ -7,6 +7,20 @@ import { createRuntime, type KernelRuntime, type KernelSession, type RuntimeOpti
 import type { LatentCache } from "./latent-cache.js";
 import { RopeTable } from "./rope.js";
 
+/**
+ * Chunks of at least this many tokens attend in the expanded MLA form. Decompressing P cached latents into
+ * per-head keys and values costs P·nh·kvl·(nope+v) multiply-adds; attending in that form then saves
+ * Tq·P·nh·((kvl+R) − (nope+R) + (kvl+R) − v). Break-even: Tq ≈ 100 (bench model) to 160 (DeepSeek-V3).
+ * Below it the absorbed form wins (short chunks after a long cached prefix: time to first token doubled).
+ */
+const EXPANDED_ATTENTION_MIN_TOKENS = 128;
+
+interface LayerBlocks {
+  decode: KernelSession;
+  chunk: KernelSession;
+  longChunk: KernelSession;
+}
+
 /** One sequence's share of a forward step. */
 export interface SequenceStep {
   /** New tokens, at positions past, past+1, … */
@@ -48,8 +62,8 @@ export class DeepSeekModel {
     readonly config: ModelConfig,
     readonly runtime: KernelRuntime,
     private readonly embed: Float32Array,
-    /** Per layer: the session for the batched decode group and the one for prefill chunks. */
-    private readonly blocks: { decode: KernelSession; chunk: KernelSession }[],
+    /** Per layer: sessions for the batched decode group, short prefill chunks and long ones. */
+    private readonly blocks: LayerBlocks[],
     private readonly head: KernelSession,
     private readonly gateBias: (Float32Array | null)[],
     readonly experts: ExpertExecutor,
@@ -66,14 +80,17 @@ export class DeepSeekModel {
       const cfg = ckpt.config;
       const runtime = await createRuntime({ backend: opts.backend ?? "node", ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}) });
       const embed = ckpt.get("model.embed_tokens.weight", [cfg.vocabSize, cfg.hidden]);
-      const blocks: { decode: KernelSession; chunk: KernelSession }[] = [];
+      const blocks: LayerBlocks[] = [];
       const gateBias: (Float32Array | null)[] = [];
       for (let l = 0; l < cfg.layers; l++) {
-        // Decode groups run short kernels on one thread, attention over the latents (absorbed MLA); prefill
-        // chunks are GEMMs on the pool, attention over per-head keys and values (cheaper for many queries).
+        // Decode groups run short kernels on one thread; chunks are GEMMs on the pool. Attention reads the
+        // latents directly (absorbed MLA) unless a chunk brings enough queries to repay decompressing every
+        // key and value per head (expanded).
+        const absorbed = buildBlockGraph(cfg, ckpt, l, "absorbed");
         blocks.push({
-          decode: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "absorbed"), "single"),
-          chunk: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "expanded"), "pooled"),
+          decode: await runtime.createSession(absorbed, "single"),
+          chunk: await runtime.createSession(absorbed, "pooled"),
+          longChunk: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "expanded"), "pooled"),
         });
         const biasName = `model.layers.${l}.mlp.gate.e_score_correction_bias`;
         gateBias.push(isMoeLayer(cfg, l) && cfg.topkMethod === "noaux_tc" && ckpt.has(biasName) ? ckpt.get(biasName, [cfg.routedExperts]) : null);
@@ -221,7 +238,8 @@ export class DeepSeekModel {
       pastLen[b] = s.past;
     });
     const block = this.blocks[l]!;
-    return (r1 - r0 === B ? block.decode : block.chunk).run({
+    const tq = (r1 - r0) / B;
+    return (tq === 1 ? block.decode : tq < EXPANDED_ATTENTION_MIN_TOKENS ? block.chunk : block.longChunk).run({
       x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
       cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
@@ -244,10 +262,7 @@ export class DeepSeekModel {
   }
 
   async close(): Promise<void> {
-    for (const b of this.blocks) {
-      await b.decode.release();
-      await b.chunk.release();
-    }
+    for (const b of this.blocks) for (const session of Object.values(b)) await session.release();
     await this.head.release();
     await this.experts.close();
   }

@@ -83,6 +83,22 @@ describe.each(["v3", "v2"])("%s: the latent cache reproduces full recomputation"
     }
   });
 
+  it("a long chunk (attention over per-head keys and values) equals short chunks (attention over latents)", async () => {
+    const m = models[name]!;
+    const V = m.config.vocabSize;
+    const ids = prompt(200, 21);
+    const cache = cacheFor(m);
+    await m.forward([{ tokens: ids.slice(0, 40), past: 0, cache, logits: "none" }]);
+    const long = (await m.forward([{ tokens: ids.slice(40), past: 40, cache, logits: "all" }])).logits[0]!; // 160 tokens
+    const shortCache = cacheFor(m);
+    let worst = 0;
+    for (let a = 0; a < 200; a += 20) {
+      const r = (await m.forward([{ tokens: ids.slice(a, a + 20), past: a, cache: shortCache, logits: "all" }])).logits[0]!;
+      if (a >= 40) worst = Math.max(worst, maxDiff(r, long.subarray((a - 40) * V, (a - 20) * V)));
+    }
+    expect(worst).toBeLessThan(1e-4);
+  });
+
   it("a sequence's logits do not depend on what else is in the batch", async () => {
     const m = models[name]!;
     const a = prompt(9, 3);
