@@ -21,10 +21,6 @@ export class ExpertGroup {
     return new ExpertGroup(layer, sorted, await runtime.createSession(buildExpertGroupGraph(cfg, ckpt, layer, sorted), "streaming"));
   }
 
-  has(expert: number): boolean {
-    return this.slot.has(expert);
-  }
-
   /**
    * `slices` name, in ascending expert order, how many consecutive rows of `x` ([N, H]) each expert takes;
    * returns `[N, H]`, each row through its expert.

@@ -1,9 +1,8 @@
 import type { Checkpoint } from "./checkpoint.js";
 import { isMoeLayer, type ModelConfig } from "./config.js";
 import type { Route } from "./gate.js";
-import { ExpertGroup } from "./expert-group.js";
-import { buildExpertGraph } from "./kernels/block-graph.js";
-import type { KernelRuntime, KernelSession } from "./kernels/runtime.js";
+import { ExpertShard, type ExpertTask } from "./expert-shard.js";
+import type { KernelRuntime } from "./kernels/runtime.js";
 
 /** The (token, weight) pairs of one step routed to one expert. */
 export interface ExpertBucket {
@@ -56,16 +55,13 @@ export function scatterAdd(out: Float32Array, y: Float32Array, rows: number[], w
 }
 
 /**
- * Routed experts in this thread. `grouped` runs each MoE layer's experts as one fused session per step over
- * all routed rows sorted by expert, so each active expert's weights are read once for its whole bucket (the
- * point of expert-parallel batching); `per-token` runs one single-expert session call per (token, expert)
- * pair, the naive loop kept as the benchmark's baseline.
+ * Routed experts in this thread: one shard holding every expert. `grouped` runs each MoE layer's experts as
+ * one fused session per step over all routed rows sorted by expert, so each active expert's weights are read
+ * once for its whole bucket (the point of expert-parallel batching); `per-token` runs one single-expert
+ * session call per (token, expert) pair, the naive loop kept as the benchmark's baseline.
  */
 export class LocalExperts implements ExpertExecutor {
-  private constructor(
-    private readonly groups: Map<number, ExpertGroup>,
-    private readonly sessions: Map<string, KernelSession>,
-  ) {}
+  private constructor(private readonly shard: ExpertShard, private readonly mode: "grouped" | "per-token") {}
 
   static async create(
     runtime: KernelRuntime,
@@ -73,46 +69,31 @@ export class LocalExperts implements ExpertExecutor {
     cfg: ModelConfig,
     opts: { mode?: "grouped" | "per-token" } = {},
   ): Promise<LocalExperts> {
-    const groups = new Map<number, ExpertGroup>();
-    const sessions = new Map<string, KernelSession>();
-    const all = Array.from({ length: cfg.routedExperts }, (_, e) => e);
-    for (let l = 0; l < cfg.layers; l++) {
-      if (!isMoeLayer(cfg, l)) continue;
-      if ((opts.mode ?? "grouped") === "grouped") {
-        groups.set(l, await ExpertGroup.create(runtime, ckpt, cfg, l, all));
-        continue;
-      }
-      for (const e of all) sessions.set(`${l}:${e}`, await runtime.createSession(buildExpertGraph(cfg, ckpt, l, e), "single"));
-    }
-    return new LocalExperts(groups, sessions);
+    const mode = opts.mode ?? "grouped";
+    const every: [number, number][] = [];
+    for (let l = 0; l < cfg.layers; l++) if (isMoeLayer(cfg, l)) for (let e = 0; e < cfg.routedExperts; e++) every.push([l, e]);
+    // The shard never loads replicas here, so the checkpoint may close once the model is built.
+    return new LocalExperts(await ExpertShard.create(runtime, ckpt, cfg, every, mode === "grouped"), mode);
   }
 
   async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
-    const group = this.groups.get(layer);
-    if (group) {
-      const rows = buckets.flatMap((b) => b.rows);
-      const y = await group.run(gatherRows(hn, rows, hidden), buckets.map((b) => ({ expert: b.expert, n: b.rows.length })), hidden);
-      scatterAdd(out, y, rows, buckets.flatMap((b) => b.weights), hidden);
-      return;
-    }
+    const rows = buckets.flatMap((b) => b.rows);
+    const tasks: ExpertTask[] = [];
+    let row = 0;
     for (const b of buckets) {
-      const s = this.sessions.get(`${layer}:${b.expert}`);
-      if (!s) throw new Error(`expert ${b.expert} of layer ${layer} is not loaded here`);
-      for (let i = 0; i < b.rows.length; i++) {
-        const y = (await s.run({ x: { data: gatherRows(hn, [b.rows[i]!], hidden), dims: [1, hidden] } })).y!;
-        scatterAdd(out, y, [b.rows[i]!], [b.weights[i]!], hidden);
-      }
+      tasks.push([layer, b.expert, row, b.rows.length]);
+      row += b.rows.length;
     }
+    const y = new Float32Array(rows.length * hidden);
+    await this.shard.run(tasks, gatherRows(hn, rows, hidden), y);
+    scatterAdd(out, y, rows, buckets.flatMap((b) => b.weights), hidden);
   }
 
   describe(): Record<string, unknown> {
-    return this.groups.size > 0
-      ? { kind: "local", mode: "grouped", sessions: this.groups.size }
-      : { kind: "local", mode: "per-token", sessions: this.sessions.size };
+    return { kind: "local", mode: this.mode, sessions: this.shard.sessionCount };
   }
 
-  async close(): Promise<void> {
-    for (const g of this.groups.values()) await g.release();
-    for (const s of this.sessions.values()) await s.release();
+  close(): Promise<void> {
+    return this.shard.close();
   }
 }

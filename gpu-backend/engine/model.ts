@@ -208,17 +208,17 @@ export class DeepSeekModel {
     if (want.length === 0) return { logits: seqs.map(() => null), probs: seqs.map(() => null) };
     const hx = new Float32Array(want.length * H);
     want.forEach((r, k) => hx.set(x.subarray(r * H, (r + 1) * H), k * H));
+    const hasTemperature = (i: number) => (seqs[i]!.temperature ?? 0) > 0;
     const invTemp = new Float32Array(want.length).fill(1);
     spans.forEach((sp, i) => {
-      const t = seqs[i]!.temperature;
-      if (sp && t && t > 0) invTemp.fill(1 / t, sp[0], sp[1]);
+      if (sp && hasTemperature(i)) invTemp.fill(1 / seqs[i]!.temperature!, sp[0], sp[1]);
     });
     const out = await this.head.run({ x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] } });
     const V = cfg.vocabSize;
     const rows = (all: Float32Array, sp: [number, number] | null) => (sp ? all.subarray(sp[0] * V, sp[1] * V) : null);
     return {
       logits: spans.map((sp) => rows(out.logits!, sp)),
-      probs: spans.map((sp, i) => (seqs[i]!.temperature && seqs[i]!.temperature! > 0 ? rows(out.probs!, sp) : null)),
+      probs: spans.map((sp, i) => (hasTemperature(i) ? rows(out.probs!, sp) : null)),
     };
   }
 

@@ -3,8 +3,8 @@ import { isMoeLayer, type ModelConfig } from "../engine/config.js";
 import { scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
 import { Checkpoint } from "../engine/checkpoint.js";
 import { createRuntime } from "../engine/kernels/runtime.js";
-import type { ExpertTask, FromRank, RankInit, ToRank } from "./ep-protocol.js";
-import { ExpertShard } from "./expert-shard.js";
+import { ExpertShard, type ExpertTask } from "../engine/expert-shard.js";
+import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
 
 export interface EpOptions {
   model: string;
@@ -88,7 +88,7 @@ class MainThreadRank implements Rank {
   input = new Float32Array(0);
   output = new Float32Array(0);
 
-  constructor(private readonly shard: ExpertShard) {}
+  constructor(private readonly shard: ExpertShard, private readonly ckpt: Checkpoint) {}
 
   ensureCapacity(rows: number, hidden: number): void {
     if (this.input.length >= rows * hidden) return;
@@ -104,8 +104,9 @@ class MainThreadRank implements Rank {
     return this.shard.load(layer, expert);
   }
 
-  close(): Promise<void> {
-    return this.shard.close();
+  async close(): Promise<void> {
+    await this.shard.close();
+    this.ckpt.close();
   }
 }
 
@@ -142,10 +143,11 @@ export class EpExperts implements ExpertExecutor {
     const ranks: Rank[] = await Promise.all(
       Array.from({ length: opts.ranks }, async (_, r): Promise<Rank> => {
         if (r === 0) {
-          // One thread per rank: the main thread's shard runs single-threaded, like the workers'. The shard
-          // keeps its checkpoint open to load replicas later.
+          // One thread per rank: the main thread's shard runs single-threaded, like the workers'. Its
+          // checkpoint stays open to load replicas later.
           const runtime = await createRuntime({ backend: opts.backend, threads: 1 });
-          return new MainThreadRank(await ExpertShard.create(runtime, new Checkpoint(opts.model), c, ownedBy(0), opts.grouped));
+          const ckpt = new Checkpoint(opts.model);
+          return new MainThreadRank(await ExpertShard.create(runtime, ckpt, c, ownedBy(0), opts.grouped), ckpt);
         }
         const worker = spawnRank({ model: opts.model, rank: r, backend: opts.backend, owned: ownedBy(r), grouped: opts.grouped });
         await new Promise<void>((resolve, reject) => {

@@ -1,3 +1,5 @@
+import type { ExpertTask } from "../engine/expert-shard.js";
+
 /** Messages between the pod's main thread and its expert-parallel rank workers (structured clone, no JSON). */
 
 export interface RankInit {
@@ -9,8 +11,6 @@ export interface RankInit {
   grouped: boolean;
 }
 
-/** One expert's slice of a rank's shared input/output buffers: rows [row, row + n). */
-export type ExpertTask = [layer: number, expert: number, row: number, n: number];
 
 export type ToRank =
   | { type: "buffers"; input: SharedArrayBuffer; output: SharedArrayBuffer }

@@ -1,8 +1,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Checkpoint } from "../engine/checkpoint.js";
 import { createRuntime } from "../engine/kernels/runtime.js";
+import { ExpertShard } from "../engine/expert-shard.js";
 import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
-import { ExpertShard } from "./expert-shard.js";
 
 /**
  * An expert-parallel rank: a worker thread that owns the sessions (and so the weights) of its shard of

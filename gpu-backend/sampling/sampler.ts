@@ -59,12 +59,12 @@ export class SequenceSampler {
     const V = raw.length;
     // Adjusted logits only when something adjusts them; otherwise the model's row is read as is.
     let l: Float32Array | Float64Array = raw;
-    const penalties = this.counts.size > 0 && (this.p.presencePenalty || this.p.frequencyPenalty);
     if (this.adjusts()) {
       const adjusted = scratch(0, V);
       for (let i = 0; i < V; i++) adjusted[i] = raw[i]!;
       for (const [t, b] of this.p.logitBias) if (t < V) adjusted[t]! += b;
-      if (penalties) for (const [t, c] of this.counts) adjusted[t]! -= c * this.p.frequencyPenalty + this.p.presencePenalty;
+      // With both penalties 0 this subtracts 0: no separate check needed.
+      for (const [t, c] of this.counts) adjusted[t]! -= c * this.p.frequencyPenalty + this.p.presencePenalty;
       l = adjusted;
     }
 

@@ -1,14 +1,16 @@
-import type { Checkpoint } from "../engine/checkpoint.js";
-import type { ModelConfig } from "../engine/config.js";
-import { ExpertGroup } from "../engine/expert-group.js";
-import { buildExpertGraph } from "../engine/kernels/block-graph.js";
-import type { KernelRuntime, KernelSession } from "../engine/kernels/runtime.js";
-import type { ExpertTask } from "./ep-protocol.js";
+import type { Checkpoint } from "./checkpoint.js";
+import type { ModelConfig } from "./config.js";
+import { ExpertGroup } from "./expert-group.js";
+import { buildExpertGraph } from "./kernels/block-graph.js";
+import type { KernelRuntime, KernelSession } from "./kernels/runtime.js";
+
+/** One expert's slice of a run's input/output rows: rows [row, row + n). */
+export type ExpertTask = [layer: number, expert: number, row: number, n: number];
 
 /**
- * The routed experts one expert-parallel rank holds, and how it runs them. Grouped: one fused session per
- * layer over the experts held (rebuilt when a replica arrives). Per-token (the baseline): one session per
- * expert, one run per row. Used by worker-thread ranks and by the rank that lives in the pod's main thread.
+ * Routed experts held by one thread, and how it runs them. Grouped: one fused session per layer over the
+ * experts held (rebuilt when a replica arrives). Per-token (the baseline): one session per expert, one run
+ * per row. Serves the in-process executor (every expert) and each expert-parallel rank (its shard).
  */
 export class ExpertShard {
   private readonly held = new Map<number, Set<number>>();
@@ -22,7 +24,7 @@ export class ExpertShard {
     private readonly grouped: boolean,
   ) {}
 
-  /** Takes ownership of `ckpt`: it stays open for replica loads until `close`. */
+  /** `ckpt` must stay open while replicas may still be loaded. */
   static async create(runtime: KernelRuntime, ckpt: Checkpoint, cfg: ModelConfig, owned: [number, number][], grouped: boolean): Promise<ExpertShard> {
     const shard = new ExpertShard(runtime, ckpt, cfg, grouped);
     for (const [l, e] of owned) shard.hold(l, e);
@@ -70,15 +72,18 @@ export class ExpertShard {
     }
     for (const [l, expert, row, n] of tasks) {
       const s = this.sessions.get(`${l}:${expert}`);
-      if (!s) throw new Error(`expert ${expert} of layer ${l} is not held by this rank`);
+      if (!s) throw new Error(`expert ${expert} of layer ${l} is not loaded here`);
       for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: input.slice(r * H, (r + 1) * H), dims: [1, H] } })).y!, r * H);
     }
   }
 
-  /** Releases the sessions and closes the checkpoint (the shard owns it). */
+  /** How many sessions hold its experts (for `/load`). */
+  get sessionCount(): number {
+    return this.groups.size + this.sessions.size;
+  }
+
   async close(): Promise<void> {
     for (const g of this.groups.values()) await g.release();
     for (const s of this.sessions.values()) await s.release();
-    this.ckpt.close();
   }
 }
