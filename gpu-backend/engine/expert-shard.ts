@@ -66,14 +66,13 @@ export class ExpertShard {
     if (group) {
       if (tasks.some((t) => t[0] !== layer)) throw new Error("one run carries one layer's tasks");
       const rows = tasks.reduce((a, t) => a + t[3], 0);
-      // slice: onnxruntime reads ordinary buffers, the input may be shared memory.
-      output.set(await group.run(input.slice(first * H, (first + rows) * H), tasks.map(([, expert, , n]) => ({ expert, n })), H), first * H);
+      output.set(await group.run(rowsOf(input, first, rows, H), tasks.map(([, expert, , n]) => ({ expert, n })), H), first * H);
       return;
     }
     for (const [l, expert, row, n] of tasks) {
       const s = this.sessions.get(`${l}:${expert}`);
       if (!s) throw new Error(`expert ${expert} of layer ${l} is not loaded here`);
-      for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: input.slice(r * H, (r + 1) * H), dims: [1, H] } })).y!, r * H);
+      for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: rowsOf(input, r, 1, H), dims: [1, H] } })).y!, r * H);
     }
   }
 
@@ -86,4 +85,10 @@ export class ExpertShard {
     for (const g of this.groups.values()) await g.release();
     for (const s of this.sessions.values()) await s.release();
   }
+}
+
+/** Rows [first, first + n) of `input`: a view, or a copy when it lies in shared memory (onnxruntime reads ordinary buffers). */
+function rowsOf(input: Float32Array, first: number, n: number, hidden: number): Float32Array {
+  const [a, b] = [first * hidden, (first + n) * hidden];
+  return input.buffer instanceof SharedArrayBuffer ? input.slice(a, b) : input.subarray(a, b);
 }
