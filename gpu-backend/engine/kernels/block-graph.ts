@@ -79,9 +79,8 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const kvNew = g.op("Concat", [cN, kpeRot], { axis: A.i(-1) }); // [T, D]
   g.output(kvNew, "kv", ["T", D]);
 
-  // Keys = past rows ‖ new rows, one latent per position shared by all heads: [B, P+Tq, D].
+  // Keys are past rows ‖ new rows, one latent per position shared by all heads: [B, P+Tq, D].
   const kvNew3 = g.op("Reshape", [kvNew, g.op("Concat", [bTqShape, g.i64([D])], { axis: A.i(0) })]);
-  const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
 
   // Mask: past row n is visible iff n < past_len[b]; new row j is visible to new token i iff j <= i.
   const zero = g.f32(0);
@@ -122,11 +121,17 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [T, nh, D]
     // Per sequence, its heads × new tokens form the rows of one GEMM against its keys: [B, nh·Tq, D].
     const qRows = g.op("Reshape", [perSequenceHeads(qCat, D), g.op("Concat", [B, g.i64([-1, D])], { axis: A.i(0) })]);
-    const scores = g.op("MatMul", [qRows, g.op("Transpose", [keys], { perm: A.ints([0, 2, 1]) })]); // [B, nh·Tq, P+Tq]
+    // Past and new keys are multiplied separately and only the small score and output tensors joined: joining
+    // the keys would copy every cached latent of the group once per layer (MBs at 32 sequences).
+    const againstKeys = (k: string) => g.op("MatMul", [qRows, g.op("Transpose", [k], { perm: A.ints([0, 2, 1]) })]);
+    const scores = g.op("Concat", [againstKeys(past), againstKeys(kvNew3)], { axis: A.i(-1) }); // [B, nh·Tq, P+Tq]
     const probs4 = attend(g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]));
     const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
+    const pastProbs = g.op("Slice", [probs, g.i64([0]), P, g.i64([2])]);
+    const newProbs = g.op("Slice", [probs, P, g.i64([2 ** 62]), g.i64([2])]);
     // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
-    const oRows = g.op("Slice", [g.op("MatMul", [probs, keys]), g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
+    const attended = g.op("Add", [g.op("MatMul", [pastProbs, past]), g.op("MatMul", [newProbs, kvNew3])]); // [B, nh·Tq, D]
+    const oRows = g.op("Slice", [attended, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
     const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
     const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
     oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
@@ -142,6 +147,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
         for (let i = 0; i < vd; i++) wuvT[j * nh * vd + h * vd + i] = rows[(nope + i) * kvl + j]!;
       }
     }
+    const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
     const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
     const keysPerHead = (w: Float32Array, name: string, width: number) => // [B, nh, P+Tq, width]
       g.op("Transpose", [g.op("Reshape", [g.op("MatMul", [latents, g.weight(name, w, [kvl, nh * width])]), g.op("Concat", [B, g.i64([-1, nh, width])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) });
