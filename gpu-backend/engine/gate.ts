@@ -20,39 +20,55 @@ export type GateConfig = Pick<
  *  - group_limited_greedy (V2): group score = max score; greedy: no groups. Weights are the scores,
  *    normalised (and not scaled) when `norm_topk_prob` and k > 1, otherwise × `routed_scaling_factor`.
  */
-export function route(c: GateConfig, scores: Float32Array | Float64Array, bias: Float32Array | null): Route {
+export function route(c: GateConfig, scores: Float32Array | Float64Array, bias: Float32Array | null, offset = 0): Route {
   const E = c.routedExperts;
   const perGroup = E / c.nGroup;
-  const choice = new Float64Array(E);
-  for (let e = 0; e < E; e++) choice[e] = scores[e]! + (c.topkMethod === "noaux_tc" && bias ? bias[e]! : 0);
+  // Per-token scratch is shared (routing is synchronous): the gate runs for every token of every MoE layer,
+  // and fresh arrays per call were most of a decode step's garbage.
+  const choice = scratch.choice(E);
+  for (let e = 0; e < E; e++) choice[e] = scores[offset + e]! + (c.topkMethod === "noaux_tc" && bias ? bias[e]! : 0);
 
   let masked: ((e: number) => boolean) | undefined;
   if (c.topkMethod !== "greedy" && c.nGroup > 1 && c.topkGroup < c.nGroup) {
-    const groupScore = new Float64Array(c.nGroup);
+    const groupScore = scratch.groupScore(c.nGroup);
     for (let g = 0; g < c.nGroup; g++) {
-      const members = choice.subarray(g * perGroup, (g + 1) * perGroup);
-      if (c.topkMethod === "noaux_tc") {
-        const [a, b] = topKIndices(members, 2);
-        groupScore[g] = members[a!]! + members[b!]!;
-      } else {
-        groupScore[g] = Math.max(...members);
+      // noaux_tc: the sum of the group's two best biased scores; group_limited_greedy: its best score.
+      let first = -Infinity;
+      let second = -Infinity;
+      for (let e = g * perGroup; e < (g + 1) * perGroup; e++) {
+        const v = choice[e]!;
+        if (v > first) {
+          second = first;
+          first = v;
+        } else if (v > second) second = v;
       }
+      groupScore[g] = c.topkMethod === "noaux_tc" ? first + second : first;
     }
-    const kept = new Set(topKIndices(groupScore, c.topkGroup));
-    masked = (e) => !kept.has(Math.floor(e / perGroup));
+    const kept = scratch.kept(c.nGroup);
+    kept.fill(0);
+    for (const g of topKIndices(groupScore, c.topkGroup)) kept[g] = 1;
+    masked = (e) => kept[(e / perGroup) | 0] === 0;
   }
 
   const chosen = topKIndices(choice, c.topK, masked);
   const experts = Int32Array.from(chosen);
   const weights = new Float32Array(chosen.length);
   let sum = 0;
-  for (const e of chosen) sum += scores[e]!;
+  for (const e of chosen) sum += scores[offset + e]!;
   const v3 = c.topkMethod === "noaux_tc";
   const normalise = c.normTopkProb && (v3 || c.topK > 1);
   const scale = v3 || !normalise ? c.routedScaling : 1;
   chosen.forEach((e, i) => {
-    const w = normalise ? scores[e]! / (sum + 1e-20) : scores[e]!;
+    const w = normalise ? scores[offset + e]! / (sum + 1e-20) : scores[offset + e]!;
     weights[i] = w * scale;
   });
   return { experts, weights };
 }
+
+/** Exactly `n` long (selection scans whole arrays); reallocated only when a model of another size routes. */
+const buffers = { choice: new Float64Array(0), groupScore: new Float64Array(0), kept: new Uint8Array(0) };
+const scratch = {
+  choice: (n: number) => (buffers.choice.length === n ? buffers.choice : (buffers.choice = new Float64Array(n))),
+  groupScore: (n: number) => (buffers.groupScore.length === n ? buffers.groupScore : (buffers.groupScore = new Float64Array(n))),
+  kept: (n: number) => (buffers.kept.length === n ? buffers.kept : (buffers.kept = new Uint8Array(n))),
+};

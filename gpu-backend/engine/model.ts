@@ -253,7 +253,7 @@ export class DeepSeekModel {
     const routes: Route[] = [];
     const load = this.expertLoad[layer]!;
     for (let r = 0; r < T; r++) {
-      const rt = route(this.config, scores.subarray(r * E, (r + 1) * E), this.gateBias[layer]!);
+      const rt = route(this.config, scores, this.gateBias[layer]!, r * E);
       routes.push(rt);
       for (const e of rt.experts) load[e]! += 1;
       this.onRoute?.(layer, r, rt);
