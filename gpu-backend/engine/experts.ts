@@ -37,15 +37,15 @@ export interface ExpertExecutor {
   close(): Promise<void>;
 }
 
-/** Gathers the bucket's rows of `hn` into a contiguous `[n, H]` block. */
-export function gatherRows(hn: Float32Array, rows: number[], hidden: number): Float32Array {
+/** Rows of `hn` in the given order, as a contiguous `[n, H]` block. */
+export function gatherRows(hn: Float32Array, rows: readonly number[], hidden: number): Float32Array {
   const x = new Float32Array(rows.length * hidden);
   rows.forEach((r, i) => x.set(hn.subarray(r * hidden, (r + 1) * hidden), i * hidden));
   return x;
 }
 
 /** `out[rows[i]] += weights[i] · y[i]` */
-export function scatterAdd(out: Float32Array, y: Float32Array, rows: number[], weights: number[], hidden: number): void {
+export function scatterAdd(out: Float32Array, y: Float32Array, rows: readonly number[], weights: readonly number[], hidden: number): void {
   for (let i = 0; i < rows.length; i++) {
     const w = weights[i]!;
     const o = rows[i]! * hidden;
@@ -54,21 +54,52 @@ export function scatterAdd(out: Float32Array, y: Float32Array, rows: number[], w
   }
 }
 
+/** How routed experts run: grouped by expert (the product) or one (token, expert) pair at a time (the baseline). */
+export type ExpertMode = "grouped" | "per-token";
+
+/** One thread's share of a layer's routed rows: which rows of the step it takes, in order, and its tasks over them. */
+export interface ExpertPlan {
+  rows: number[];
+  weights: number[];
+  tasks: ExpertTask[];
+}
+
 /**
- * Routed experts in this thread: one shard holding every expert. `grouped` runs each MoE layer's experts as
- * one fused session per step over all routed rows sorted by expert, so each active expert's weights are read
- * once for its whole bucket (the point of expert-parallel batching); `per-token` runs one single-expert
- * session call per (token, expert) pair, the naive loop kept as the benchmark's baseline.
+ * Lays out one layer's (token, expert) pairs for a shard. `grouped`: bucket after bucket in ascending expert
+ * order, one task per expert, so each expert's weights are read once for all its tokens. `per-token`: token
+ * after token, each of its experts in turn, one row per task: the loop grouping replaces, in which consecutive
+ * runs read different experts' weights.
+ */
+export function planExpertRuns(layer: number, buckets: readonly ExpertBucket[], mode: ExpertMode): ExpertPlan {
+  const plan: ExpertPlan = { rows: [], weights: [], tasks: [] };
+  if (mode === "grouped") {
+    for (const b of buckets) {
+      plan.tasks.push([layer, b.expert, plan.rows.length, b.rows.length]);
+      plan.rows.push(...b.rows);
+      plan.weights.push(...b.weights);
+    }
+    return plan;
+  }
+  const pairs = buckets.flatMap((b) => b.rows.map((row, i) => ({ row, expert: b.expert, weight: b.weights[i]! })));
+  pairs.sort((a, b) => a.row - b.row || a.expert - b.expert);
+  for (const p of pairs) {
+    plan.tasks.push([layer, p.expert, plan.rows.length, 1]);
+    plan.rows.push(p.row);
+    plan.weights.push(p.weight);
+  }
+  return plan;
+}
+
+/**
+ * Routed experts in this thread: one shard holding every expert, run as `planExpertRuns` lays them out —
+ * `grouped` as one fused session per MoE layer over all its routed rows (the point of expert-parallel
+ * batching), `per-token` as one single-expert session call per (token, expert) pair, the naive loop kept as
+ * the benchmark's baseline.
  */
 export class LocalExperts implements ExpertExecutor {
-  private constructor(private readonly shard: ExpertShard, private readonly mode: "grouped" | "per-token") {}
+  private constructor(private readonly shard: ExpertShard, private readonly mode: ExpertMode) {}
 
-  static async create(
-    runtime: KernelRuntime,
-    ckpt: Checkpoint,
-    cfg: ModelConfig,
-    opts: { mode?: "grouped" | "per-token" } = {},
-  ): Promise<LocalExperts> {
+  static async create(runtime: KernelRuntime, ckpt: Checkpoint, cfg: ModelConfig, opts: { mode?: ExpertMode } = {}): Promise<LocalExperts> {
     const mode = opts.mode ?? "grouped";
     const every: [number, number][] = [];
     for (let l = 0; l < cfg.layers; l++) if (isMoeLayer(cfg, l)) for (let e = 0; e < cfg.routedExperts; e++) every.push([l, e]);
@@ -77,16 +108,10 @@ export class LocalExperts implements ExpertExecutor {
   }
 
   async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
-    const rows = buckets.flatMap((b) => b.rows);
-    const tasks: ExpertTask[] = [];
-    let row = 0;
-    for (const b of buckets) {
-      tasks.push([layer, b.expert, row, b.rows.length]);
-      row += b.rows.length;
-    }
-    const y = new Float32Array(rows.length * hidden);
-    await this.shard.run(tasks, gatherRows(hn, rows, hidden), y);
-    scatterAdd(out, y, rows, buckets.flatMap((b) => b.weights), hidden);
+    const plan = planExpertRuns(layer, buckets, this.mode);
+    const y = new Float32Array(plan.rows.length * hidden);
+    await this.shard.run(plan.tasks, gatherRows(hn, plan.rows, hidden), y);
+    scatterAdd(out, y, plan.rows, plan.weights, hidden);
   }
 
   describe(): Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { Worker } from "node:worker_threads";
 import { isMoeLayer, type ModelConfig } from "../engine/config.js";
-import { scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
+import { planExpertRuns, scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
 import { Checkpoint } from "../engine/checkpoint.js";
 import { createRuntime } from "../engine/kernels/runtime.js";
 import { ExpertShard, type ExpertTask } from "../engine/expert-shard.js";
@@ -166,41 +166,29 @@ export class EpExperts implements ExpertExecutor {
   }
 
   async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
-    // Split each bucket across its holders, then lay every rank's rows out contiguously.
-    const perRank: { bucket: ExpertBucket; from: number; to: number }[][] = this.ranks.map(() => []);
+    // Split each bucket across its holders; each rank then gets its rows laid out as its mode runs them.
+    const perRank: ExpertBucket[][] = this.ranks.map(() => []);
     for (const b of buckets) {
       this.load[layer]![b.expert]! += b.rows.length;
       const hs = this.holders[layer]![b.expert]!;
       const share = Math.ceil(b.rows.length / hs.length);
       hs.forEach((r, k) => {
-        const from = k * share;
-        const to = Math.min(b.rows.length, from + share);
-        if (to > from) perRank[r]!.push({ bucket: b, from, to });
+        const [from, to] = [k * share, Math.min(b.rows.length, (k + 1) * share)];
+        if (to > from) perRank[r]!.push(hs.length === 1 ? b : { expert: b.expert, rows: b.rows.slice(from, to), weights: b.weights.slice(from, to) });
       });
     }
+    const mode = this.opts.grouped ? "grouped" : "per-token";
     // Workers first, the main thread's own shard last: its run occupies this thread while they compute.
     const order = perRank.map((_, r) => r).reverse();
     await Promise.all(
       order.map(async (r) => {
-        const parts = perRank[r]!;
-        if (parts.length === 0) return;
+        if (perRank[r]!.length === 0) return;
         const rank = this.ranks[r]!;
-        const rows = parts.reduce((a, p) => a + p.to - p.from, 0);
-        rank.ensureCapacity(rows, hidden);
-        const tasks: ExpertTask[] = [];
-        let row = 0;
-        for (const p of parts) {
-          for (let i = p.from; i < p.to; i++) rank.input.set(hn.subarray(p.bucket.rows[i]! * hidden, (p.bucket.rows[i]! + 1) * hidden), (row + i - p.from) * hidden);
-          tasks.push([layer, p.bucket.expert, row, p.to - p.from]);
-          row += p.to - p.from;
-        }
-        await rank.run(tasks);
-        row = 0;
-        for (const p of parts) {
-          const n = p.to - p.from;
-          scatterAdd(out, rank.output.subarray(row * hidden, (row + n) * hidden), p.bucket.rows.slice(p.from, p.to), p.bucket.weights.slice(p.from, p.to), hidden);
-          row += n;
-        }
+        const plan = planExpertRuns(layer, perRank[r]!, mode);
+        rank.ensureCapacity(plan.rows.length, hidden);
+        plan.rows.forEach((row, i) => rank.input.set(hn.subarray(row * hidden, (row + 1) * hidden), i * hidden));
+        await rank.run(plan.tasks);
+        scatterAdd(out, rank.output, plan.rows, plan.weights, hidden);
       }),
     );
     if (this.opts.replicas > 0 && ++this.runs[layer]! % (this.opts.rebalanceEvery ?? 200) === 0) await this.rebalance(layer);
