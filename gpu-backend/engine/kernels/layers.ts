@@ -35,6 +35,12 @@ export function rmsNorm(g: GraphBuilder, x: string, name: string, w: Float32Arra
   return g.op("Mul", [g.op("Mul", [x, inv]), g.weight(name, w, [w.length])]);
 }
 
+/** `[n, 2·inter]` rows of gate ‖ up projections → silu(gate) · up, `[n, inter]`. */
+export function swigluActivation(g: GraphBuilder, gateUp: string, inter: number): string {
+  const [a, u] = g.opN("Split", [gateUp, g.i64([inter, inter])], 2, { axis: A.i(-1) });
+  return g.op("Mul", [g.op("Mul", [a!, g.op("Sigmoid", [a!])]), u!]);
+}
+
 /** down(silu(gate(x)) · up(x)), with gate and up fused into one MatMul. */
 export function swiglu(
   g: GraphBuilder,
@@ -44,9 +50,7 @@ export function swiglu(
   hidden: number,
   inter: number,
 ): string {
-  const gu = linear(g, x, `${prefix}.gate_up`, stackRows(w.gate, w.up), 2 * inter, hidden);
-  const [a, u] = g.opN("Split", [gu, g.i64([inter, inter])], 2, { axis: A.i(-1) });
-  const act = g.op("Mul", [g.op("Mul", [a!, g.op("Sigmoid", [a!])]), u!]);
+  const act = swigluActivation(g, linear(g, x, `${prefix}.gate_up`, stackRows(w.gate, w.up), 2 * inter, hidden), inter);
   return linear(g, act, `${prefix}.down`, w.down, hidden, inter);
 }
 
