@@ -4,10 +4,11 @@ import { Rng } from "../gpu-backend/engine/rng.js";
 import { ensureBenchModel } from "./bench-model.js";
 
 /**
- * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32]`
- * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams, with --ep 1 and
- * with --ep 2; the same at 32 with the per-token expert loop (grouping disabled) for each; and time to first
- * token for a 2k-token shared prefix, cached vs uncached.
+ * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N]`
+ * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams, with each `--ep`
+ * (default 1 and 2, one rank per core on the 2-core reference machine); the same at 32 with the per-token expert
+ * loop (grouping disabled) for each; and time to first token for a 2k-token shared prefix, cached vs uncached.
+ * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
  */
 const { values } = parseArgs({
   options: {
@@ -15,6 +16,8 @@ const { values } = parseArgs({
     "max-tokens": { type: "string", default: "96" },
     "prompt-tokens": { type: "string", default: "32" },
     concurrency: { type: "string", default: "1,8,32,64" },
+    ep: { type: "string", default: "1,2" },
+    threads: { type: "string" },
   },
 });
 const maxTokens = Number(values["max-tokens"]);
@@ -114,28 +117,30 @@ async function perTokenAt32(args: string[], label: string): Promise<Figures> {
   return r;
 }
 
-// --ep 1: experts in the pod's main thread; --ep 2: two worker-thread ranks (one per core on this machine).
-const ep1 = await series([], "grouped experts, --ep 1", true);
-const perToken1 = await perTokenAt32([], "per-token expert loop at 32, --ep 1");
-const ep2 = await series(["--ep", "2"], "grouped experts, --ep 2", false);
-const perToken2 = await perTokenAt32(["--ep", "2"], "per-token expert loop at 32, --ep 2");
+// --ep 1: experts in the pod's main thread; --ep N: N ranks, rank 0 in the main thread, the others on workers.
+const podArgs = values.threads ? ["--threads", values.threads] : [];
+const runs: Record<string, { grouped: Record<string, unknown>; per_token_expert_loop: { c32: Figures } }> = {};
+for (const [i, n] of values.ep!.split(",").map(Number).entries()) {
+  const args = ["--ep", String(n), ...podArgs];
+  const grouped = await series(args, `grouped experts, --ep ${n}`, i === 0);
+  runs[`ep${n}`] = { grouped, per_token_expert_loop: { c32: await perTokenAt32(args, `per-token expert loop at 32, --ep ${n}`) } };
+}
 
 const tps = (r: Record<string, unknown>, c: number) => (r[`c${c}`] as Figures | undefined)?.tokens_per_s ?? NaN;
-const ratios = (r: Record<string, unknown>, perToken: Figures) => ({
-  c32_over_c1: +(tps(r, 32) / tps(r, 1)).toFixed(2),
-  grouped_over_per_token_c32: +(tps(r, 32) / perToken.tokens_per_s).toFixed(2),
-});
+const [first, ...others] = Object.keys(runs);
 const report = {
   model: "bench/bench-moe.config.json (204.5M params, 64 experts top-6)",
   prompt_tokens: promptTokens,
   max_tokens: maxTokens,
-  ep1: { grouped: ep1, per_token_expert_loop: { c32: perToken1 } },
-  ep2: { grouped: ep2, per_token_expert_loop: { c32: perToken2 } },
+  ...(values.threads ? { threads: Number(values.threads) } : {}),
+  ...runs,
   ratios: {
-    ep1: ratios(ep1, perToken1),
-    ep2: ratios(ep2, perToken2),
-    ep2_over_ep1: Object.fromEntries(levels.map((c) => [`c${c}`, +(tps(ep2, c) / tps(ep1, c)).toFixed(2)])),
-    prefix_cached_over_uncached_ttft: (ep1.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
+    ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, {
+      c32_over_c1: +(tps(r.grouped, 32) / tps(r.grouped, 1)).toFixed(2),
+      grouped_over_per_token_c32: +(tps(r.grouped, 32) / r.per_token_expert_loop.c32.tokens_per_s).toFixed(2),
+    }])),
+    ...Object.fromEntries(others.map((k) => [`${k}_over_${first}`, Object.fromEntries(levels.map((c) => [`c${c}`, +(tps(runs[k]!.grouped, c) / tps(runs[first!]!.grouped, c)).toFixed(2)]))])),
+    prefix_cached_over_uncached_ttft: (runs[first!]!.grouped.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
   },
 };
 console.log(values.json ? JSON.stringify(report) : JSON.stringify(report, null, 2));
