@@ -97,19 +97,18 @@ export class SequenceSampler {
   /** Top-k, top-p, then one draw from the sequence's RNG over (unnormalised) probabilities. */
   private drawFrom(probs: Float32Array | Float64Array): number {
     const V = probs.length;
-    let total = 0;
-    for (let i = 0; i < V; i++) total += probs[i]!;
     let candidates: number[] | null = null;
     if (this.p.topK > 0 && this.p.topK < V) candidates = topKIndices(probs, this.p.topK);
     if (this.p.topP < 1) candidates = nucleus(probs, this.p.topP, candidates);
 
+    let total = 0;
     if (candidates) {
-      total = 0;
       for (const i of candidates) total += probs[i]!;
       let u = this.rng.uniform() * total;
       for (const i of candidates) if ((u -= probs[i]!) <= 0) return i;
       return candidates[candidates.length - 1]!;
     }
+    for (let i = 0; i < V; i++) total += probs[i]!;
     let u = this.rng.uniform() * total;
     for (let i = 0; i < V; i++) if ((u -= probs[i]!) <= 0) return i;
     return V - 1;
