@@ -11,7 +11,6 @@ export interface RankInit {
   grouped: boolean;
 }
 
-
 export type ToRank =
   | { type: "buffers"; input: SharedArrayBuffer; output: SharedArrayBuffer }
   | { type: "run"; id: number; tasks: ExpertTask[] }

@@ -19,7 +19,6 @@ import { adminAuth } from "../middleware/admin-auth.js";
 export const admin = new Hono<AppEnv>();
 admin.use("*", adminAuth);
 
-
 admin.post("/tenants", async (c) => {
   const { name, limits, response_cache } = await bodyOf(c, CreateTenantSchema);
   return c.json(await store.createTenant(c.env.DB, name, limits, response_cache), 201);

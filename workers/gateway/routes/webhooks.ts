@@ -11,7 +11,6 @@ import * as store from "../webhooks/store.js";
 /** Admin routes for a tenant's billing webhooks: /admin/tenants/{tenant}/webhooks… */
 export const webhooks = new Hono<AppEnv>();
 
-
 webhooks.post("/", async (c) => {
   const tenant = c.req.param("tenant")!;
   await getTenant(c.env.DB, tenant);
