@@ -1,11 +1,9 @@
 import type { Checkpoint } from "./checkpoint.js";
 import type { ModelConfig } from "./config.js";
 import { ExpertGroup } from "./expert-group.js";
+import type { ExpertPlan } from "./expert-plan.js";
 import { buildExpertGraph } from "./kernels/block-graph.js";
 import type { KernelRuntime, KernelSession } from "./kernels/runtime.js";
-
-/** One expert's slice of a run's input/output rows: rows [row, row + n). */
-export type ExpertTask = [layer: number, expert: number, row: number, n: number];
 
 /**
  * Routed experts held by one thread, and how it runs them. Grouped: one fused session per layer over the
@@ -16,6 +14,7 @@ export class ExpertShard {
   private readonly held = new Map<number, Set<number>>();
   private readonly groups = new Map<number, ExpertGroup>();
   private readonly sessions = new Map<string, KernelSession>();
+  private zeroRows = new Float32Array(0);
 
   private constructor(
     private readonly runtime: KernelRuntime,
@@ -57,23 +56,38 @@ export class ExpertShard {
     await this.build(layer);
   }
 
-  /** Tasks name consecutive row ranges of `input` (one layer per run, ascending expert order); rows of `output` get the results. */
-  async run(tasks: readonly ExpertTask[], input: Float32Array, output: Float32Array): Promise<void> {
-    if (tasks.length === 0) return;
+  /**
+   * Runs a plan over the step's post-attention states `hn` ([T, H]): returns `[T, H]` = `base` (zeros when
+   * null) + Σ weight · expert(hn[row]) over the plan's (row, expert) pairs. The plan carries one layer.
+   */
+  async run(plan: ExpertPlan, hn: Float32Array, base: Float32Array | null): Promise<Float32Array> {
     const H = this.cfg.hidden;
-    const [layer, , first] = tasks[0]!;
+    const T = hn.length / H;
+    if (plan.tasks.length === 0) return base ? base.slice() : new Float32Array(T * H);
+    const layer = plan.tasks[0]![0];
+    if (plan.tasks.some((t) => t[0] !== layer)) throw new Error("one run carries one layer's tasks");
     const group = this.groups.get(layer);
-    if (group) {
-      if (tasks.some((t) => t[0] !== layer)) throw new Error("one run carries one layer's tasks");
-      const rows = tasks.reduce((a, t) => a + t[3], 0);
-      output.set(await group.run(rowsOf(input, first, rows, H), tasks.map(([, expert, , n]) => ({ expert, n })), H), first * H);
-      return;
-    }
-    for (const [l, expert, row, n] of tasks) {
+    if (group) return group.run(plan, ownBuffer(hn), base ? ownBuffer(base) : this.zeros(T * H));
+    // The baseline: one session run per (row, expert) pair, each output added to its token in turn.
+    const out = base ? base.slice() : new Float32Array(T * H);
+    const x = ownBuffer(hn);
+    for (const [l, expert, first, n] of plan.tasks) {
       const s = this.sessions.get(`${l}:${expert}`);
       if (!s) throw new Error(`expert ${expert} of layer ${l} is not loaded here`);
-      for (let r = row; r < row + n; r++) output.set((await s.run({ x: { data: rowsOf(input, r, 1, H), dims: [1, H] } })).y!, r * H);
+      for (let i = first; i < first + n; i++) {
+        const row = plan.rows[i]!;
+        const y = (await s.run({ x: { data: x.subarray(row * H, (row + 1) * H), dims: [1, H] } })).y!;
+        const w = plan.weights[i]!;
+        for (let d = 0; d < H; d++) out[row * H + d]! += w * y[d]!;
+      }
     }
+    return out;
+  }
+
+  /** A zero `base` for ranks that return only their share (onnxruntime never writes its inputs). */
+  private zeros(n: number): Float32Array {
+    if (this.zeroRows.length < n) this.zeroRows = new Float32Array(Math.max(n, 2 * this.zeroRows.length));
+    return this.zeroRows.subarray(0, n);
   }
 
   /** How many sessions hold its experts (for `/load`). */
@@ -87,8 +101,7 @@ export class ExpertShard {
   }
 }
 
-/** Rows [first, first + n) of `input`: a view, or a copy when it lies in shared memory (onnxruntime reads ordinary buffers). */
-function rowsOf(input: Float32Array, first: number, n: number, hidden: number): Float32Array {
-  const [a, b] = [first * hidden, (first + n) * hidden];
-  return input.buffer instanceof SharedArrayBuffer ? input.slice(a, b) : input.subarray(a, b);
+/** `a` itself, or a copy when it lies in shared memory (onnxruntime reads ordinary buffers). */
+function ownBuffer(a: Float32Array): Float32Array {
+  return a.buffer instanceof SharedArrayBuffer ? a.slice() : a;
 }

@@ -1,6 +1,7 @@
 import { Checkpoint, type LoadOptions } from "./checkpoint.js";
 import { cacheWidth, isMoeLayer, type ModelConfig } from "./config.js";
-import { LocalExperts, bucketByExpert, type ExpertExecutor } from "./experts.js";
+import { bucketByExpert } from "./expert-plan.js";
+import { LocalExperts, type ExpertExecutor } from "./experts.js";
 import { route, type Route } from "./gate.js";
 import { buildBlockGraph, buildHeadGraph } from "./kernels/block-graph.js";
 import { createRuntime, type KernelRuntime, type KernelSession, type RuntimeOptions } from "./kernels/runtime.js";
@@ -258,7 +259,7 @@ export class DeepSeekModel {
       for (const e of rt.experts) load[e]! += 1;
       this.onRoute?.(layer, r, rt);
     }
-    await this.experts.run(layer, bucketByExpert(routes), hn, out, this.config.hidden);
+    await this.experts.run(layer, bucketByExpert(routes), hn, out);
   }
 
   async close(): Promise<void> {

@@ -1,9 +1,10 @@
 import { Worker } from "node:worker_threads";
 import { isMoeLayer, type ModelConfig } from "../engine/config.js";
-import { planExpertRuns, scatterAdd, type ExpertBucket, type ExpertExecutor } from "../engine/experts.js";
+import { planExpertRuns, type ExpertBucket, type ExpertPlan } from "../engine/expert-plan.js";
+import type { ExpertExecutor } from "../engine/experts.js";
 import { Checkpoint } from "../engine/checkpoint.js";
 import { createRuntime } from "../engine/kernels/runtime.js";
-import { ExpertShard, type ExpertTask } from "../engine/expert-shard.js";
+import { ExpertShard } from "../engine/expert-shard.js";
 import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
 
 export interface EpOptions {
@@ -18,25 +19,22 @@ export interface EpOptions {
   rebalanceEvery?: number;
 }
 
-/** One expert-parallel rank as the main thread sees it: buffers to fill, a run, replica loads. */
+/** One expert-parallel rank as the main thread sees it: a run over the step's states, replica loads. */
 interface Rank {
-  input: Float32Array;
-  output: Float32Array;
-  /** Grows the buffers to hold `rows` hidden states each way. */
-  ensureCapacity(rows: number, hidden: number): void;
-  run(tasks: ExpertTask[]): Promise<void>;
+  /** Its share of a layer: `[T, H]` = `base` (zeros when null) + its pairs' weighted expert outputs. */
+  run(plan: ExpertPlan, hn: Float32Array, base: Float32Array | null): Promise<Float32Array>;
   load(layer: number, expert: number): Promise<void>;
   close(): Promise<void>;
 }
 
-/** A rank on a worker thread: rows cross in shared memory, task lists as messages. */
+/** A rank on a worker thread: states and results cross in shared memory, plans as messages. */
 class WorkerRank implements Rank {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  input = new Float32Array(new SharedArrayBuffer(4));
-  output = new Float32Array(new SharedArrayBuffer(4));
+  private input = new Float32Array(new SharedArrayBuffer(4));
+  private output = new Float32Array(new SharedArrayBuffer(4));
 
-  constructor(private readonly worker: Worker) {
+  constructor(private readonly worker: Worker, private readonly hidden: number) {
     worker.on("message", (m: FromRank) => {
       if (m.type === "ready") return;
       const p = this.pending.get(m.id);
@@ -51,16 +49,18 @@ class WorkerRank implements Rank {
     });
   }
 
-  ensureCapacity(rows: number, hidden: number): void {
-    if (this.input.length >= rows * hidden) return;
-    const n = Math.max(rows, 2 * (this.input.length / hidden)) * hidden;
-    this.input = new Float32Array(new SharedArrayBuffer(n * 4));
-    this.output = new Float32Array(new SharedArrayBuffer(n * 4));
-    this.worker.postMessage({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
-  }
-
-  run(tasks: ExpertTask[]): Promise<void> {
-    return this.request((id) => ({ type: "run", id, tasks }));
+  /** The result is a view of shared memory, valid until the next run. */
+  async run(plan: ExpertPlan, hn: Float32Array, base: Float32Array | null): Promise<Float32Array> {
+    if (base) throw new Error("worker ranks return their share alone");
+    if (this.input.length < hn.length) {
+      const n = Math.max(hn.length, 2 * this.input.length);
+      this.input = new Float32Array(new SharedArrayBuffer(n * 4));
+      this.output = new Float32Array(new SharedArrayBuffer(n * 4));
+      this.worker.postMessage({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
+    }
+    this.input.set(hn);
+    await this.request((id) => ({ type: "run", id, plan, tokens: hn.length / this.hidden }));
+    return this.output.subarray(0, hn.length);
   }
 
   load(layer: number, expert: number): Promise<void> {
@@ -85,19 +85,10 @@ class WorkerRank implements Rank {
  * N threads (one per core), not N + 1, and a step sends one message fewer per layer.
  */
 class MainThreadRank implements Rank {
-  input = new Float32Array(0);
-  output = new Float32Array(0);
-
   constructor(private readonly shard: ExpertShard, private readonly ckpt: Checkpoint) {}
 
-  ensureCapacity(rows: number, hidden: number): void {
-    if (this.input.length >= rows * hidden) return;
-    this.input = new Float32Array(Math.max(rows * hidden, 2 * this.input.length));
-    this.output = new Float32Array(this.input.length);
-  }
-
-  run(tasks: ExpertTask[]): Promise<void> {
-    return this.shard.run(tasks, this.input, this.output);
+  run(plan: ExpertPlan, hn: Float32Array, base: Float32Array | null): Promise<Float32Array> {
+    return this.shard.run(plan, hn, base);
   }
 
   load(layer: number, expert: number): Promise<void> {
@@ -112,10 +103,10 @@ class MainThreadRank implements Rank {
 
 /**
  * Routed experts split over `ranks` ranks (rank 0 in the main thread, the others on worker threads), each
- * owning a contiguous shard of every MoE layer's experts. Per layer and step, token rows are dispatched to
- * their experts' owners (workers through shared memory), all ranks compute in parallel, and the weighted
- * outputs are combined back on the main thread. With replicas enabled, the hottest experts are also loaded
- * on the least-loaded ranks and their buckets split.
+ * owning a contiguous shard of every MoE layer's experts. Per layer and step, each rank gets the step's hidden
+ * states (workers through shared memory) and a plan of its (token, expert) pairs; the ranks compute in
+ * parallel, each returning its weighted share of every token's output, and the main thread adds the shares.
+ * With replicas enabled, the hottest experts are also loaded on the least-loaded ranks and their buckets split.
  */
 export class EpExperts implements ExpertExecutor {
   /** holders[layer][expert] = ranks that hold the expert (owner first). */
@@ -154,7 +145,7 @@ export class EpExperts implements ExpertExecutor {
           worker.once("message", (m: FromRank) => (m.type === "ready" ? resolve() : reject(new Error("rank failed to start"))));
           worker.once("error", reject);
         });
-        return new WorkerRank(worker);
+        return new WorkerRank(worker, c.hidden);
       }),
     );
     return new EpExperts(ranks, opts);
@@ -165,7 +156,7 @@ export class EpExperts implements ExpertExecutor {
     return this.holders[layer]!.flatMap((h, e) => (h.length > 1 ? [e] : []));
   }
 
-  async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array, hidden: number): Promise<void> {
+  async run(layer: number, buckets: ExpertBucket[], hn: Float32Array, out: Float32Array): Promise<void> {
     // Split each bucket across its holders; each rank then gets its rows laid out as its mode runs them.
     const perRank: ExpertBucket[][] = this.ranks.map(() => []);
     for (const b of buckets) {
@@ -179,18 +170,19 @@ export class EpExperts implements ExpertExecutor {
     }
     const mode = this.opts.grouped ? "grouped" : "per-token";
     // Workers first, the main thread's own shard last: its run occupies this thread while they compute.
-    const order = perRank.map((_, r) => r).reverse();
-    await Promise.all(
-      order.map(async (r) => {
-        if (perRank[r]!.length === 0) return;
-        const rank = this.ranks[r]!;
-        const plan = planExpertRuns(layer, perRank[r]!, mode);
-        rank.ensureCapacity(plan.rows.length, hidden);
-        plan.rows.forEach((row, i) => rank.input.set(hn.subarray(row * hidden, (row + 1) * hidden), i * hidden));
-        await rank.run(plan.tasks);
-        scatterAdd(out, rank.output, plan.rows, plan.weights, hidden);
+    // Rank 0 adds its share onto `out` inside its run; the workers' shares are added after, in rank order.
+    const shares = await Promise.all(
+      perRank.map((_, r) => r).reverse().map(async (r) => {
+        if (perRank[r]!.length === 0) return null;
+        return this.ranks[r]!.run(planExpertRuns(layer, perRank[r]!, mode), hn, r === 0 ? out : null);
       }),
     );
+    shares.reverse();
+    if (shares[0]) out.set(shares[0]);
+    for (const share of shares.slice(1)) {
+      if (!share) continue;
+      for (let i = 0; i < out.length; i++) out[i]! += share[i]!;
+    }
     if (this.opts.replicas > 0 && ++this.runs[layer]! % (this.opts.rebalanceEvery ?? 200) === 0) await this.rebalance(layer);
   }
 

@@ -1,4 +1,4 @@
-import type { ExpertTask } from "../engine/expert-shard.js";
+import type { ExpertPlan } from "../engine/expert-plan.js";
 
 /** Messages between the pod's main thread and its expert-parallel rank workers (structured clone, no JSON). */
 
@@ -12,8 +12,9 @@ export interface RankInit {
 }
 
 export type ToRank =
+  /** `input` carries the step's post-attention states `[T, H]`, `output` the rank's `[T, H]` share back. */
   | { type: "buffers"; input: SharedArrayBuffer; output: SharedArrayBuffer }
-  | { type: "run"; id: number; tasks: ExpertTask[] }
+  | { type: "run"; id: number; plan: ExpertPlan; tokens: number }
   | { type: "load"; id: number; layer: number; expert: number };
 
 export type FromRank =

@@ -6,8 +6,8 @@ import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
 
 /**
  * An expert-parallel rank: a worker thread that owns the sessions (and so the weights) of its shard of
- * routed experts. Hidden states arrive in a shared buffer; outputs go back in another; only small task
- * lists cross as messages.
+ * routed experts. The step's hidden states arrive in a shared buffer; its share of the layer's output goes
+ * back in another; only the plan (rows, gate weights, tasks) crosses as a message.
  */
 const init = workerData as RankInit;
 const port = parentPort!;
@@ -29,8 +29,14 @@ port.on("message", (m: ToRank) => {
       return;
     }
     try {
-      await (m.type === "run" ? shard.run(m.tasks, input, output) : shard.load(m.layer, m.expert));
-      post(m.type === "run" ? { type: "done", id: m.id } : { type: "loaded", id: m.id });
+      if (m.type === "run") {
+        const n = m.tokens * ckpt.config.hidden;
+        output.set(await shard.run(m.plan, input.subarray(0, n), null));
+        post({ type: "done", id: m.id });
+      } else {
+        await shard.load(m.layer, m.expert);
+        post({ type: "loaded", id: m.id });
+      }
     } catch (e) {
       post({ type: "error", id: m.id, message: `rank ${init.rank}: ${e instanceof Error ? e.message : String(e)}` });
     }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Checkpoint } from "../../gpu-backend/engine/checkpoint.js";
 import { ExpertGroup } from "../../gpu-backend/engine/expert-group.js";
+import type { ExpertPlan } from "../../gpu-backend/engine/expert-plan.js";
 import { LocalExperts } from "../../gpu-backend/engine/experts.js";
 import { buildExpertGraph } from "../../gpu-backend/engine/kernels/block-graph.js";
 import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
@@ -149,27 +150,40 @@ describe("expert execution", () => {
     }
   });
 
-  it("an expert group of any subset equals its experts run one by one, and rejects experts it does not hold", async () => {
+  it("an expert group of any subset equals its experts run one by one and summed by gate weight, and rejects experts it does not hold", async () => {
     const m = models.v3!;
     const ckpt = new Checkpoint(join(dir, "v3"));
     const H = m.config.hidden;
+    const T = 3;
+    const hn = Float32Array.from({ length: T * H }, (_, i) => Math.sin(i * 0.37));
+    const base = Float32Array.from({ length: T * H }, (_, i) => Math.cos(i * 0.11));
+    // Expert k of the subset takes tokens 0…k, with weight 0.1·(k+1) + 0.05·token.
+    const planFor = (experts: number[]): ExpertPlan => {
+      const plan: ExpertPlan = { rows: [], weights: [], tasks: [] };
+      experts.forEach((e, k) => {
+        plan.tasks.push([1, e, plan.rows.length, k + 1]);
+        for (let t = 0; t <= k; t++) {
+          plan.rows.push(t);
+          plan.weights.push(0.1 * (k + 1) + 0.05 * t);
+        }
+      });
+      return plan;
+    };
     try {
       for (const experts of [[3], [1, 5, 9], [0, 15]]) {
         const group = await ExpertGroup.create(m.runtime, ckpt, m.config, 1, experts);
-        const counts = experts.map((_, k) => k + 1); // 1, 2, 3 rows
-        const x = Float32Array.from({ length: counts.reduce((a, b) => a + b, 0) * H }, (_, i) => Math.sin(i * 0.37));
-        const y = await group.run(x, experts.map((expert, k) => ({ expert, n: counts[k]! })), H);
-        let row = 0;
-        for (const [k, e] of experts.entries()) {
+        const plan = planFor(experts);
+        const got = await group.run(plan, hn, base);
+        const want = base.slice();
+        for (const [, e, first, n] of plan.tasks) {
           const single = await m.runtime.createSession(buildExpertGraph(m.config, ckpt, 1, e), "single");
-          const part = x.subarray(row * H, (row + counts[k]!) * H);
-          const want = (await single.run({ x: { data: part, dims: [counts[k]!, H] } })).y!;
-          expect(maxDiff(y.subarray(row * H, (row + counts[k]!) * H), want)).toBeLessThan(1e-5);
+          const y = (await single.run({ x: { data: hn.subarray(0, n * H), dims: [n, H] } })).y!;
+          for (let i = 0; i < n; i++) for (let d = 0; d < H; d++) want[plan.rows[first + i]! * H + d]! += plan.weights[first + i]! * y[i * H + d]!;
           await single.release();
-          row += counts[k]!;
         }
-        await expect(group.run(x.subarray(0, H), [{ expert: 2, n: 1 }], H)).rejects.toThrow(/not loaded here/);
-        if (experts.length > 1) await expect(group.run(x.subarray(0, 2 * H), [{ expert: experts[1]!, n: 1 }, { expert: experts[0]!, n: 1 }], H)).rejects.toThrow(/ascending/);
+        expect(maxDiff(got, want)).toBeLessThan(1e-5);
+        await expect(group.run(planFor([2]), hn, base)).rejects.toThrow(/not loaded here/);
+        if (experts.length > 1) await expect(group.run(planFor([experts[1]!, experts[0]!]), hn, base)).rejects.toThrow(/ascending/);
         await group.release();
       }
     } finally {

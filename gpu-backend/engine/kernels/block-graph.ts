@@ -198,27 +198,41 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
 
 /**
  * Several routed experts of one layer in one graph, so a step costs one session run per layer instead of one
- * per active expert: `x [N, H]` holds the step's rows sorted by expert (in `experts` order), `counts [k]` how
- * many rows each expert takes (0 for idle ones); `y [N, H]` is each row through its expert, in the same order.
+ * per active expert. Inputs: the step's post-attention states `hn [T, H]`; `rows [N]`, the token of each
+ * routed pair, sorted by expert (in `experts` order); `counts [k]`, how many pairs each expert takes (0 for
+ * idle ones); `slot_rows [T·K]` / `slot_weights [T, K, 1]`, each token's pairs as positions among the N
+ * (N = none) with their gate weights (see `combineSlots`); `base [T, H]`. Output `out [T, H]` = base + each
+ * token's weighted sum of its experts' outputs.
  * Only the two projections are per expert; the SwiGLU activation runs once over every row of the layer (the
  * per-expert activation nodes cost more in executor overhead than their arithmetic: a quarter of the run at
- * one token, several percent at 32).
+ * one token, several percent at 32). The combine is a gather and a dense sum over K, not a scatter-add, so
+ * threads never write the same row.
  */
 export function buildExpertGroupGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, experts: readonly number[]): Uint8Array {
   const H = cfg.hidden;
   const I = cfg.moeIntermediate;
+  const K = cfg.topK;
   const g = new GraphBuilder(`experts_${layer}`);
-  const x = g.input("x", ["N", H]);
+  const hn = g.input("hn", ["T", H]);
+  const rows = g.input("rows", ["N"], "int64");
   const counts = g.input("counts", [experts.length], "int64");
-  const perExpert = (rows: string, project: (part: string, e: number) => string) => {
-    const parts = experts.length === 1 ? [rows] : g.opN("Split", [rows, counts], experts.length, { axis: A.i(0) });
+  const slotRows = g.input("slot_rows", ["S"], "int64");
+  const slotWeights = g.input("slot_weights", ["T", K, 1]);
+  const base = g.input("base", ["T", H]);
+  const perExpert = (x: string, project: (part: string, e: number) => string) => {
+    const parts = experts.length === 1 ? [x] : g.opN("Split", [x, counts], experts.length, { axis: A.i(0) });
     const outs = experts.map((e, k) => project(parts[k]!, e));
     return outs.length === 1 ? outs[0]! : g.op("Concat", outs, { axis: A.i(0) });
   };
   const weight = (e: number, name: string, shape: number[]) => ckpt.get(`model.layers.${layer}.mlp.experts.${e}.${name}.weight`, shape);
+  const x = g.op("Gather", [hn, rows], { axis: A.i(0) });
   const gateUp = perExpert(x, (part, e) => linear(g, part, `e${e}.gate_up`, stackRows(weight(e, "gate_proj", [I, H]), weight(e, "up_proj", [I, H])), 2 * I, H));
   const act = swigluActivation(g, gateUp, I);
-  g.output(perExpert(act, (part, e) => linear(g, part, `e${e}.down`, weight(e, "down_proj", [H, I]), H, I)), "y", ["N", H]);
+  const y = perExpert(act, (part, e) => linear(g, part, `e${e}.down`, weight(e, "down_proj", [H, I]), H, I));
+  const withZero = g.op("Concat", [y, g.weight("zero_row", new Float32Array(H), [1, H])], { axis: A.i(0) });
+  const picked = g.op("Reshape", [g.op("Gather", [withZero, slotRows], { axis: A.i(0) }), g.i64([-1, K, H])]);
+  const combined = g.op("ReduceSum", [g.op("Mul", [picked, slotWeights]), g.i64([1])], { keepdims: A.i(0) });
+  g.output(g.op("Add", [base, combined]), "out", ["T", H]);
   return g.build();
 }
 
