@@ -4,10 +4,11 @@ import { Rng } from "../gpu-backend/engine/rng.js";
 import { ensureBenchModel } from "./bench-model.js";
 
 /**
- * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N]`
+ * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N] [--rounds 3]`
  * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams, with each `--ep`
  * (default 1 and 2, one rank per core on the 2-core reference machine); the same at 32 with the per-token expert
  * loop (grouping disabled) for each; and time to first token for a 2k-token shared prefix, cached vs uncached.
+ * The 1- and 32-stream figures are medians of `--rounds` interleaved rounds (see `measureEp`).
  * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
  */
 const { values } = parseArgs({
@@ -18,6 +19,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,8,32,64" },
     ep: { type: "string", default: "1,2" },
     threads: { type: "string" },
+    rounds: { type: "string", default: "3" },
   },
 });
 const maxTokens = Number(values["max-tokens"]);
@@ -62,7 +64,9 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
   return { ttftMs: ttft, tokens: usage };
 }
 
-async function throughput(pod: PodProcess, concurrency: number): Promise<{ tokens_per_s: number; ttft_p50_ms: number }> {
+type Figures = { tokens_per_s: number; ttft_p50_ms: number };
+
+async function throughput(pod: PodProcess, concurrency: number): Promise<Figures> {
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: concurrency }, () => stream(pod, randomPrompt(promptTokens), maxTokens)));
   const seconds = (performance.now() - t0) / 1000;
@@ -71,60 +75,86 @@ async function throughput(pod: PodProcess, concurrency: number): Promise<{ token
   return { tokens_per_s: +(tokens / seconds).toFixed(1), ttft_p50_ms: +ttfts[Math.floor(ttfts.length / 2)]!.toFixed(1) };
 }
 
-async function withPod<T>(args: string[], f: (pod: PodProcess) => Promise<T>): Promise<T> {
+async function startBenchPod(args: string[]): Promise<PodProcess> {
   const pod = await startPod(["--model", dir, "--served-model-name", MODEL, "--max-running", "64", ...args], {}, 600_000);
-  try {
-    await stream(pod, randomPrompt(16), 4); // warm-up
-    return await f(pod);
-  } finally {
-    await pod.stop("SIGKILL");
-  }
+  await stream(pod, randomPrompt(16), 4); // warm-up
+  return pod;
 }
 
 const levels = values.concurrency!.split(",").map(Number);
+const rounds = Number(values.rounds);
+const podArgs = values.threads ? ["--threads", values.threads] : [];
 const log = (s: string) => console.error(`[bench:pod] ${s}`);
-type Figures = { tokens_per_s: number; ttft_p50_ms: number };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** The round whose tokens/s is the median (its TTFT with it). */
+const medianFigures = (xs: Figures[]) => {
+  const m = median(xs.map((f) => f.tokens_per_s));
+  return xs.reduce((a, f) => (Math.abs(f.tokens_per_s - m) < Math.abs(a.tokens_per_s - m) ? f : a));
+};
 
-/** Tokens/s at every concurrency level on one pod configuration. */
-async function series(args: string[], label: string, prefix: boolean): Promise<Record<string, unknown>> {
-  log(label);
-  return withPod(args, async (pod) => {
-    const out: Record<string, unknown> = {};
-    for (const c of levels) {
-      out[`c${c}`] = await throughput(pod, c);
-      log(`${label} c=${c}: ${JSON.stringify(out[`c${c}`])}`);
-    }
-    if (!prefix) return out;
-    // 2k-token shared prefix: first sight (uncached) vs a second request sharing it (cached), per fresh prefix.
-    const cold: number[] = [];
-    const warm: number[] = [];
-    for (let trial = 0; trial < 3; trial++) {
-      const p = randomPrompt(2048);
-      cold.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
-      warm.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
-    }
-    const med = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
-    out.prefix_2k = { ttft_uncached_ms: +med(cold).toFixed(1), ttft_cached_ms: +med(warm).toFixed(1), cached_over_uncached: +(med(warm) / med(cold)).toFixed(3) };
-    log(`${label} prefix: ${JSON.stringify(out.prefix_2k)}`);
-    return out;
-  });
+/** 2k-token shared prefix: first sight (uncached) vs a second request sharing it (cached), per fresh prefix. */
+async function prefixTtft(pod: PodProcess) {
+  const cold: number[] = [];
+  const warm: number[] = [];
+  for (let trial = 0; trial < 3; trial++) {
+    const p = randomPrompt(2048);
+    cold.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
+    warm.push((await stream(pod, [...p, ...randomPrompt(8)], 1)).ttftMs);
+  }
+  return { ttft_uncached_ms: +median(cold).toFixed(1), ttft_cached_ms: +median(warm).toFixed(1), cached_over_uncached: +(median(warm) / median(cold)).toFixed(3) };
 }
 
-async function perTokenAt32(args: string[], label: string): Promise<Figures> {
-  log(label);
-  const r = await withPod(["--no-expert-grouping", ...args], (pod) => throughput(pod, 32));
-  log(`${label}: ${JSON.stringify(r)}`);
-  return r;
+/**
+ * One `--ep` setting: a grouped pod and a per-token pod run side by side (an idle pod uses no CPU). The
+ * figures behind the ratios (1 and 32 streams grouped, 32 per-token) are measured in `rounds` interleaved
+ * rounds, so a host whose speed drifts over minutes (shared VMs) skews numerator and denominator alike;
+ * each ratio is the median of its per-round ratios.
+ */
+async function measureEp(n: number, withPrefix: boolean) {
+  const args = ["--ep", String(n), ...podArgs];
+  const grouped = await startBenchPod(args);
+  const perToken = await startBenchPod(["--no-expert-grouping", ...args]);
+  try {
+    const once: Record<string, unknown> = {};
+    for (const c of levels.filter((c) => c !== 1 && c !== 32)) {
+      once[`c${c}`] = await throughput(grouped, c);
+      log(`--ep ${n} grouped c=${c}: ${JSON.stringify(once[`c${c}`])}`);
+    }
+    const r: { c1: Figures[]; c32: Figures[]; perToken: Figures[] } = { c1: [], c32: [], perToken: [] };
+    for (let k = 0; k < rounds; k++) {
+      r.c1.push(await throughput(grouped, 1));
+      r.c32.push(await throughput(grouped, 32));
+      r.perToken.push(await throughput(perToken, 32));
+      log(`--ep ${n} round ${k + 1}: grouped c=1 ${JSON.stringify(r.c1[k])}, c=32 ${JSON.stringify(r.c32[k])}; per-token c=32 ${JSON.stringify(r.perToken[k])}`);
+    }
+    const figures = {
+      grouped: Object.fromEntries(
+        levels.map((c) => [`c${c}`, c === 1 ? medianFigures(r.c1) : c === 32 ? medianFigures(r.c32) : once[`c${c}`]]),
+      ) as Record<string, unknown>,
+      per_token_expert_loop: { c32: medianFigures(r.perToken) },
+      ratios: {
+        c32_over_c1: +median(r.c32.map((f, k) => f.tokens_per_s / r.c1[k]!.tokens_per_s)).toFixed(2),
+        grouped_over_per_token_c32: +median(r.c32.map((f, k) => f.tokens_per_s / r.perToken[k]!.tokens_per_s)).toFixed(2),
+        rounds: r.c32.map((f, k) => ({ c32_over_c1: +(f.tokens_per_s / r.c1[k]!.tokens_per_s).toFixed(2), grouped_over_per_token_c32: +(f.tokens_per_s / r.perToken[k]!.tokens_per_s).toFixed(2) })),
+      },
+    };
+    if (withPrefix) {
+      figures.grouped.prefix_2k = await prefixTtft(grouped);
+      log(`--ep ${n} prefix: ${JSON.stringify(figures.grouped.prefix_2k)}`);
+    }
+    return figures;
+  } finally {
+    await grouped.stop("SIGKILL");
+    await perToken.stop("SIGKILL");
+  }
 }
 
 // --ep 1: experts in the pod's main thread; --ep N: N ranks, rank 0 in the main thread, the others on workers.
-const podArgs = values.threads ? ["--threads", values.threads] : [];
-const runs: Record<string, { grouped: Record<string, unknown>; per_token_expert_loop: { c32: Figures } }> = {};
-for (const [i, n] of values.ep!.split(",").map(Number).entries()) {
-  const args = ["--ep", String(n), ...podArgs];
-  const grouped = await series(args, `grouped experts, --ep ${n}`, i === 0);
-  runs[`ep${n}`] = { grouped, per_token_expert_loop: { c32: await perTokenAt32(args, `per-token expert loop at 32, --ep ${n}`) } };
-}
+const runs: Record<string, Awaited<ReturnType<typeof measureEp>>> = {};
+for (const [i, n] of values.ep!.split(",").map(Number).entries()) runs[`ep${n}`] = await measureEp(n, i === 0);
 
 const tps = (r: Record<string, unknown>, c: number) => (r[`c${c}`] as Figures | undefined)?.tokens_per_s ?? NaN;
 const [first, ...others] = Object.keys(runs);
@@ -132,13 +162,11 @@ const report = {
   model: "bench/bench-moe.config.json (204.5M params, 64 experts top-6)",
   prompt_tokens: promptTokens,
   max_tokens: maxTokens,
+  rounds,
   ...(values.threads ? { threads: Number(values.threads) } : {}),
-  ...runs,
+  ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { grouped: r.grouped, per_token_expert_loop: r.per_token_expert_loop }])),
   ratios: {
-    ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, {
-      c32_over_c1: +(tps(r.grouped, 32) / tps(r.grouped, 1)).toFixed(2),
-      grouped_over_per_token_c32: +(tps(r.grouped, 32) / r.per_token_expert_loop.c32.tokens_per_s).toFixed(2),
-    }])),
+    ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.ratios])),
     ...Object.fromEntries(others.map((k) => [`${k}_over_${first}`, Object.fromEntries(levels.map((c) => [`c${c}`, +(tps(runs[k]!.grouped, c) / tps(runs[first!]!.grouped, c)).toFixed(2)]))])),
     prefix_cached_over_uncached_ttft: (runs[first!]!.grouped.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
   },
