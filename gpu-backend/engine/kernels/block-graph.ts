@@ -2,7 +2,7 @@ import type { Checkpoint } from "../checkpoint.js";
 import { cacheWidth, isMoeLayer, type ModelConfig } from "../config.js";
 import { A, GraphBuilder } from "../onnx/graph.js";
 import { softmaxScale } from "../rope.js";
-import { linear, rmsNorm, ropeInterleaved, stackRows, swiglu, swigluActivation, transpose } from "./layers.js";
+import { gateUpProjection, linear, rmsNorm, ropeInterleaved, swiglu, swigluActivation, transpose } from "./layers.js";
 
 /**
  * One decoder layer up to (not including) the routed experts, as a single graph, so a step costs one
@@ -226,7 +226,7 @@ export function buildExpertGroupGraph(cfg: ModelConfig, ckpt: Checkpoint, layer:
   };
   const weight = (e: number, name: string, shape: number[]) => ckpt.get(`model.layers.${layer}.mlp.experts.${e}.${name}.weight`, shape);
   const x = g.op("Gather", [hn, rows], { axis: A.i(0) });
-  const gateUp = perExpert(x, (part, e) => linear(g, part, `e${e}.gate_up`, stackRows(weight(e, "gate_proj", [I, H]), weight(e, "up_proj", [I, H])), 2 * I, H));
+  const gateUp = perExpert(x, (part, e) => gateUpProjection(g, part, `e${e}`, { gate: weight(e, "gate_proj", [I, H]), up: weight(e, "up_proj", [I, H]) }, H, I));
   const act = swigluActivation(g, gateUp, I);
   const y = perExpert(act, (part, e) => linear(g, part, `e${e}.down`, weight(e, "down_proj", [H, I]), H, I));
   const withZero = g.op("Concat", [y, g.weight("zero_row", new Float32Array(H), [1, H])], { axis: A.i(0) });

@@ -35,6 +35,11 @@ export function rmsNorm(g: GraphBuilder, x: string, name: string, w: Float32Arra
   return g.op("Mul", [g.op("Mul", [x, inv]), g.weight(name, w, [w.length])]);
 }
 
+/** gate(x) ‖ up(x) as one MatMul over the stacked weights: `[n, hidden] → [n, 2·inter]`. */
+export function gateUpProjection(g: GraphBuilder, x: string, prefix: string, w: { gate: Float32Array; up: Float32Array }, hidden: number, inter: number): string {
+  return linear(g, x, `${prefix}.gate_up`, stackRows(w.gate, w.up), 2 * inter, hidden);
+}
+
 /** `[n, 2·inter]` rows of gate ‖ up projections → silu(gate) · up, `[n, inter]`. */
 export function swigluActivation(g: GraphBuilder, gateUp: string, inter: number): string {
   const [a, u] = g.opN("Split", [gateUp, g.i64([inter, inter])], 2, { axis: A.i(-1) });
@@ -50,7 +55,7 @@ export function swiglu(
   hidden: number,
   inter: number,
 ): string {
-  const act = swigluActivation(g, linear(g, x, `${prefix}.gate_up`, stackRows(w.gate, w.up), 2 * inter, hidden), inter);
+  const act = swigluActivation(g, gateUpProjection(g, x, prefix, w, hidden, inter), inter);
   return linear(g, act, `${prefix}.down`, w.down, hidden, inter);
 }
 
