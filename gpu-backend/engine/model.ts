@@ -79,17 +79,22 @@ export class DeepSeekModel {
     const ckpt = new Checkpoint(dir, opts);
     try {
       const cfg = ckpt.config;
-      const runtime = await createRuntime({ backend: opts.backend ?? "node", ...(opts.threads ? { threads: opts.threads } : {}), ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}) });
+      const runtime = await createRuntime({
+        backend: opts.backend ?? "node",
+        ...(opts.threads ? { threads: opts.threads } : {}),
+        ...(opts.executionProviders ? { executionProviders: opts.executionProviders } : {}),
+        ...(opts.pinThreads !== undefined ? { pinThreads: opts.pinThreads } : {}),
+      });
       const embed = ckpt.get("model.embed_tokens.weight", [cfg.vocabSize, cfg.hidden]);
       const blocks: LayerBlocks[] = [];
       const gateBias: (Float32Array | null)[] = [];
       for (let l = 0; l < cfg.layers; l++) {
-        // Decode groups run short kernels on one thread; chunks are GEMMs on the pool. Attention reads the
-        // latents directly (absorbed MLA) unless a chunk brings enough queries to repay decompressing every
-        // key and value per head (expanded).
+        // Decode groups run many short kernels on a pool that spins for the run; chunks are GEMMs on a
+        // sleeping pool. Attention reads the latents directly (absorbed MLA) unless a chunk brings enough
+        // queries to repay decompressing every key and value per head (expanded).
         const absorbed = buildBlockGraph(cfg, ckpt, l, "absorbed");
         blocks.push({
-          decode: await runtime.createSession(absorbed, "single"),
+          decode: await runtime.createSession(absorbed, "streaming"),
           chunk: await runtime.createSession(absorbed, "pooled"),
           longChunk: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "expanded"), "pooled"),
         });

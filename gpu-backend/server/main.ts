@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   const model = await DeepSeekModel.load(opts.model, {
     backend: opts.backend,
     threads: opts.threads,
+    pinThreads: opts.pinThreads,
     ...(opts.executionProviders ? { executionProviders: opts.executionProviders.split(",") } : {}),
     onProgress: (line) => log(line),
     experts: async ({ runtime, ckpt, config }) => {

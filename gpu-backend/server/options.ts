@@ -10,6 +10,8 @@ export const PodOptionsSchema = z.object({
   podId: z.string().optional(),
   backend: z.enum(["node", "web"]).default("node"),
   threads: z.coerce.number().int().positive().default(2),
+  /** Pin pool workers to their own CPUs (`--no-pin-threads` where the pod shares its CPUs). */
+  pinThreads: z.coerce.boolean().default(true),
   /** Native backend only: e.g. "cuda,cpu" on GPU hosts. */
   executionProviders: z.string().optional(),
   ep: z.coerce.number().int().positive().default(1),
@@ -59,6 +61,7 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--no-expert-grouping") raw.expertGrouping = false;
+    else if (a === "--no-pin-threads") raw.pinThreads = false;
     else if (a.startsWith("--")) {
       const [flag, inline] = a.split("=", 2) as [string, string | undefined];
       const key = FLAGS[flag];
