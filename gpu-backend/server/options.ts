@@ -10,8 +10,8 @@ export const PodOptionsSchema = z.object({
   podId: z.string().optional(),
   backend: z.enum(["node", "web"]).default("node"),
   threads: z.coerce.number().int().positive().default(2),
-  /** Pin pool workers to their own CPUs (`--no-pin-threads` where the pod shares its CPUs). */
-  pinThreads: z.coerce.boolean().default(true),
+  /** Pin pool workers to their own CPUs: off (`--no-pin-threads`, `POD_PIN_THREADS=false`) where the pod shares them. */
+  pinThreads: z.preprocess((v) => (typeof v === "string" ? !/^(0|false|no|off)$/i.test(v.trim()) : v), z.boolean()).default(true),
   /** Native backend only: e.g. "cuda,cpu" on GPU hosts. */
   executionProviders: z.string().optional(),
   ep: z.coerce.number().int().positive().default(1),
@@ -39,6 +39,7 @@ const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--pod-id": "podId",
   "--backend": "backend",
   "--threads": "threads",
+  "--pin-threads": "pinThreads",
   "--execution-providers": "executionProviders",
   "--ep": "ep",
   "--ep-replicas": "epReplicas",

@@ -25,8 +25,11 @@ describe("CPU pinning of onnxruntime pools", () => {
     expect(poolAffinities([], 2)).toBeNull();
   });
 
-  it("pins by default; --no-pin-threads turns it off", () => {
+  it("pins by default; --no-pin-threads, --pin-threads false or POD_PIN_THREADS=false turn it off", () => {
     expect(parsePodOptions(["--model", "m"]).pinThreads).toBe(true);
     expect(parsePodOptions(["--model", "m", "--no-pin-threads"]).pinThreads).toBe(false);
+    expect(parsePodOptions(["--model", "m", "--pin-threads", "false"]).pinThreads).toBe(false);
+    expect(parsePodOptions(["--model", "m"], { POD_PIN_THREADS: "0" }).pinThreads).toBe(false);
+    expect(parsePodOptions(["--model", "m"], { POD_PIN_THREADS: "true" }).pinThreads).toBe(true);
   });
 });
