@@ -1,6 +1,15 @@
 import { basename, resolve } from "node:path";
 import { z } from "zod";
 
+/** "true"/"false" (also 1/0, yes/no, on/off) from a flag or variable; anything else is left to fail validation. */
+function switchValue(v: unknown): unknown {
+  if (typeof v !== "string") return v;
+  const s = v.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(s)) return true;
+  if (["0", "false", "no", "off"].includes(s)) return false;
+  return v;
+}
+
 /** Pod command-line options (also settable as POD_* environment variables in containers). */
 export const PodOptionsSchema = z.object({
   model: z.string().min(1, "--model DIR is required"),
@@ -11,7 +20,7 @@ export const PodOptionsSchema = z.object({
   backend: z.enum(["node", "web"]).default("node"),
   threads: z.coerce.number().int().positive().default(2),
   /** Pin pool workers to their own CPUs: off (`--no-pin-threads`, `POD_PIN_THREADS=false`) where the pod shares them. */
-  pinThreads: z.preprocess((v) => (typeof v === "string" ? !/^(0|false|no|off)$/i.test(v.trim()) : v), z.boolean()).default(true),
+  pinThreads: z.preprocess(switchValue, z.boolean()).default(true),
   /** Native backend only: e.g. "cuda,cpu" on GPU hosts. */
   executionProviders: z.string().optional(),
   ep: z.coerce.number().int().positive().default(1),

@@ -31,5 +31,6 @@ describe("CPU pinning of onnxruntime pools", () => {
     expect(parsePodOptions(["--model", "m", "--pin-threads", "false"]).pinThreads).toBe(false);
     expect(parsePodOptions(["--model", "m"], { POD_PIN_THREADS: "0" }).pinThreads).toBe(false);
     expect(parsePodOptions(["--model", "m"], { POD_PIN_THREADS: "true" }).pinThreads).toBe(true);
+    expect(() => parsePodOptions(["--model", "m", "--pin-threads", "maybe"])).toThrow(/pinThreads/);
   });
 });
