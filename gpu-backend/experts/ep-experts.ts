@@ -27,14 +27,28 @@ interface Rank {
   close(): Promise<void>;
 }
 
+/** The step's post-attention states in shared memory: copied in once per layer, read by every worker rank. */
+class SharedStates {
+  data = new Float32Array(new SharedArrayBuffer(4));
+  /** Floats of the layer's states last written. */
+  length = 0;
+
+  write(hn: Float32Array): void {
+    if (this.data.length < hn.length) this.data = new Float32Array(new SharedArrayBuffer(Math.max(hn.length, 2 * this.data.length) * 4));
+    this.data.set(hn);
+    this.length = hn.length;
+  }
+}
+
 /** A rank on a worker thread: states and results cross in shared memory, plans as messages. */
 class WorkerRank implements Rank {
   private seq = 0;
   private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
-  private input = new Float32Array(new SharedArrayBuffer(4));
   private output = new Float32Array(new SharedArrayBuffer(4));
+  /** The states buffer this worker was last given. */
+  private sentStates: ArrayBufferLike | null = null;
 
-  constructor(private readonly worker: Worker, private readonly hidden: number) {
+  constructor(private readonly worker: Worker, private readonly hidden: number, private readonly states: SharedStates) {
     worker.on("message", (m: FromRank) => {
       if (m.type === "ready") return;
       const p = this.pending.get(m.id);
@@ -49,16 +63,15 @@ class WorkerRank implements Rank {
     });
   }
 
-  /** The result is a view of shared memory, valid until the next run. */
+  /** `hn` must already be in the shared states. The result is a view of shared memory, valid until the next run. */
   async run(plan: ExpertPlan, hn: Float32Array, base: Float32Array | null): Promise<Float32Array> {
     if (base) throw new Error("worker ranks return their share alone");
-    if (this.input.length < hn.length) {
-      const n = Math.max(hn.length, 2 * this.input.length);
-      this.input = new Float32Array(new SharedArrayBuffer(n * 4));
-      this.output = new Float32Array(new SharedArrayBuffer(n * 4));
-      this.worker.postMessage({ type: "buffers", input: this.input.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
+    if (this.states.length !== hn.length) throw new Error("the step's states are not in shared memory");
+    if (this.sentStates !== this.states.data.buffer || this.output.length < hn.length) {
+      if (this.output.length < hn.length) this.output = new Float32Array(new SharedArrayBuffer(Math.max(hn.length, 2 * this.output.length) * 4));
+      this.sentStates = this.states.data.buffer;
+      this.worker.postMessage({ type: "buffers", input: this.states.data.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
     }
-    this.input.set(hn);
     await this.request((id) => ({ type: "run", id, plan, tokens: hn.length / this.hidden }));
     return this.output.subarray(0, hn.length);
   }
@@ -114,7 +127,7 @@ export class EpExperts implements ExpertExecutor {
   private readonly load: Float64Array[];
   private readonly runs: number[];
 
-  private constructor(private readonly ranks: Rank[], private readonly opts: EpOptions) {
+  private constructor(private readonly ranks: Rank[], private readonly opts: EpOptions, private readonly states: SharedStates) {
     const { config: c } = opts;
     this.holders = Array.from({ length: c.layers }, () => Array.from({ length: c.routedExperts }, (_, e) => [ownerOf(e, c.routedExperts, ranks.length)]));
     this.load = Array.from({ length: c.layers }, () => new Float64Array(c.routedExperts));
@@ -131,6 +144,7 @@ export class EpExperts implements ExpertExecutor {
       }
       return owned;
     };
+    const states = new SharedStates();
     const ranks: Rank[] = await Promise.all(
       Array.from({ length: opts.ranks }, async (_, r): Promise<Rank> => {
         if (r === 0) {
@@ -145,10 +159,10 @@ export class EpExperts implements ExpertExecutor {
           worker.once("message", (m: FromRank) => (m.type === "ready" ? resolve() : reject(new Error("rank failed to start"))));
           worker.once("error", reject);
         });
-        return new WorkerRank(worker, c.hidden);
+        return new WorkerRank(worker, c.hidden, states);
       }),
     );
-    return new EpExperts(ranks, opts);
+    return new EpExperts(ranks, opts, states);
   }
 
   /** Experts (per layer) held by more than their owner. */
@@ -169,6 +183,8 @@ export class EpExperts implements ExpertExecutor {
       });
     }
     const mode = this.opts.grouped ? "grouped" : "per-token";
+    // One copy of the states into shared memory serves every worker rank.
+    if (perRank.some((parts, r) => r > 0 && parts.length > 0)) this.states.write(hn);
     // Workers first, the main thread's own shard last: its run occupies this thread while they compute.
     // Rank 0 adds its share onto `out` inside its run; the workers' shares are added after, in rank order.
     const shares = await Promise.all(

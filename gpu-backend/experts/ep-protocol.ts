@@ -12,7 +12,7 @@ export interface RankInit {
 }
 
 export type ToRank =
-  /** `input` carries the step's post-attention states `[T, H]`, `output` the rank's `[T, H]` share back. */
+  /** `input` carries the step's post-attention states `[T, H]` (the same buffer for every rank), `output` the rank's `[T, H]` share back. */
   | { type: "buffers"; input: SharedArrayBuffer; output: SharedArrayBuffer }
   | { type: "run"; id: number; plan: ExpertPlan; tokens: number }
   | { type: "load"; id: number; layer: number; expert: number };

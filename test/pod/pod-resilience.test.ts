@@ -49,6 +49,12 @@ describe("pod under pressure", () => {
     expect(Object.keys(load.experts.replicas).length).toBeGreaterThan(0);
   });
 
+  it("expert parallelism: --ep 3 (two worker ranks reading one copy of the step's states) gives the same tokens", async () => {
+    const ep = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--ep", "3"]);
+    pods.push(ep);
+    expect(await greedyAll(clientFor(ep))).toEqual(expected);
+  });
+
   it("per-token expert loop (grouping disabled) gives the same tokens", async () => {
     const naive = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL, "--no-expert-grouping"]);
     pods.push(naive);
