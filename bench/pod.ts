@@ -130,15 +130,16 @@ async function measureEp(n: number, withPrefix: boolean) {
       r.perToken.push(await throughput(perToken, 32));
       log(`--ep ${n} round ${k + 1}: grouped c=1 ${JSON.stringify(r.c1[k])}, c=32 ${JSON.stringify(r.c32[k])}; per-token c=32 ${JSON.stringify(r.perToken[k])}`);
     }
+    const perRound = r.c32.map((f, k) => ({ c32_over_c1: f.tokens_per_s / r.c1[k]!.tokens_per_s, grouped_over_per_token_c32: f.tokens_per_s / r.perToken[k]!.tokens_per_s }));
     const figures = {
       grouped: Object.fromEntries(
         levels.map((c) => [`c${c}`, c === 1 ? medianFigures(r.c1) : c === 32 ? medianFigures(r.c32) : once[`c${c}`]]),
       ) as Record<string, unknown>,
       per_token_expert_loop: { c32: medianFigures(r.perToken) },
       ratios: {
-        c32_over_c1: +median(r.c32.map((f, k) => f.tokens_per_s / r.c1[k]!.tokens_per_s)).toFixed(2),
-        grouped_over_per_token_c32: +median(r.c32.map((f, k) => f.tokens_per_s / r.perToken[k]!.tokens_per_s)).toFixed(2),
-        rounds: r.c32.map((f, k) => ({ c32_over_c1: +(f.tokens_per_s / r.c1[k]!.tokens_per_s).toFixed(2), grouped_over_per_token_c32: +(f.tokens_per_s / r.perToken[k]!.tokens_per_s).toFixed(2) })),
+        c32_over_c1: +median(perRound.map((x) => x.c32_over_c1)).toFixed(2),
+        grouped_over_per_token_c32: +median(perRound.map((x) => x.grouped_over_per_token_c32)).toFixed(2),
+        rounds: perRound.map((x) => ({ c32_over_c1: +x.c32_over_c1.toFixed(2), grouped_over_per_token_c32: +x.grouped_over_per_token_c32.toFixed(2) })),
       },
     };
     if (withPrefix) {
