@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { finishReasonSchema, modelField, responseHeaderFields, samplingFields } from "./common.js";
+import { finishReasonSchema, modelField, responseHeaderFields, samplingFields, streamOptionsNeedStream } from "./common.js";
 import { UsageSchema } from "./usage.js";
 
 const textPart = z.looseObject({ type: z.literal("text"), text: z.string() });
@@ -77,6 +77,11 @@ export const ChatCompletionRequestSchema = z.looseObject({
   response_format: z
     .looseObject({ type: z.enum(["text", "json_object", "json_schema"]) })
     .optional(),
+}).superRefine((req, ctx) => {
+  streamOptionsNeedStream(req, ctx);
+  if (req.top_logprobs != null && req.logprobs !== true) {
+    ctx.addIssue({ code: "custom", path: ["top_logprobs"], message: "top_logprobs is only allowed when logprobs is true.", params: { code: "invalid_value" } });
+  }
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 

@@ -18,6 +18,13 @@ export const samplingFields = {
   top_k: z.number().int().min(-1).nullish(),
 };
 
+/** OpenAI refuses `stream_options` on a request that does not stream (it would have no effect). */
+export function streamOptionsNeedStream(req: { stream?: boolean | null; stream_options?: unknown }, ctx: z.RefinementCtx): void {
+  if (req.stream_options != null && req.stream !== true) {
+    ctx.addIssue({ code: "custom", path: ["stream_options"], message: "stream_options is only allowed when stream is true.", params: { code: "invalid_value" } });
+  }
+}
+
 export const modelField = z.string().min(1, "model must be a non-empty string").max(256);
 
 export const finishReasonSchema = z.enum(["stop", "length", "tool_calls", "content_filter", "function_call"]);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { finishReasonSchema, modelField, responseHeaderFields, samplingFields } from "./common.js";
+import { finishReasonSchema, modelField, responseHeaderFields, samplingFields, streamOptionsNeedStream } from "./common.js";
 import { UsageSchema } from "./usage.js";
 
 const tokenIds = z.array(z.number().int().nonnegative());
@@ -12,7 +12,7 @@ export const CompletionRequestSchema = z.looseObject({
   best_of: z.number().int().min(1).max(20).nullish(),
   logprobs: z.number().int().min(0).max(5).nullish(),
   ...samplingFields,
-});
+}).superRefine(streamOptionsNeedStream);
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
 export const CompletionLogprobsSchema = z.looseObject({

@@ -26,6 +26,16 @@ function mostSpecificIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssu
   return best;
 }
 
+/** Whether `path` names a value the client sent (zod 4 issues carry no input unless asked, so look it up). */
+function isPresent(body: unknown, path: ReadonlyArray<PropertyKey>): boolean {
+  let at: unknown = body;
+  for (const seg of path) {
+    if (typeof at !== "object" || at === null || !Object.hasOwn(at, seg) || (at as Record<PropertyKey, unknown>)[seg] === undefined) return false;
+    at = (at as Record<PropertyKey, unknown>)[seg];
+  }
+  return true;
+}
+
 /** Validates a parsed body against a request schema; the first problem becomes a 400 naming its field. */
 export function validateBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
@@ -35,7 +45,10 @@ export function validateBody<S extends z.ZodType>(schema: S, body: unknown): z.i
   if (result.success) return result.data;
   const issue = mostSpecificIssue(result.error.issues);
   const param = formatParamPath(issue.path);
-  const code = issue.code === "invalid_type" && issue.input === undefined ? "missing_required_parameter" : issue.code;
+  const absent = (issue.code === "invalid_type" || issue.code === "invalid_union") && !isPresent(body, issue.path);
+  // A refinement names its OpenAI code in `params.code`.
+  const custom = issue.code === "custom" && typeof issue.params?.code === "string" ? issue.params.code : null;
+  const code = absent ? "missing_required_parameter" : (custom ?? issue.code);
   const message =
     code === "missing_required_parameter"
       ? `Missing required parameter: '${param}'.`

@@ -30,6 +30,14 @@ describe("validateBody", () => {
   });
   it("names a missing required field", () => {
     expect(paramOf({ messages: ok.messages })).toMatchObject({ param: "model", code: "missing_required_parameter" });
+    expect(paramOf({ ...ok, messages: [{ role: "user" }] })).toMatchObject({ param: "messages[0].content", code: "missing_required_parameter" });
+  });
+  it("says a field of the wrong type is invalid, not missing", () => {
+    for (const [field, value] of [["seed", 1.5], ["temperature", "hot"], ["n", 2.5], ["model", null], ["max_tokens", "5"]] as const) {
+      const e = paramOf({ ...ok, [field]: value });
+      expect(e).toMatchObject({ param: field, code: "invalid_type" });
+      expect(e.message).toMatch(new RegExp(`^Invalid value for '${field}': `));
+    }
   });
   it("names the nested field that is wrong", () => {
     expect(paramOf({ ...ok, messages: [{ role: "user", content: 5 }] }).param).toBe("messages[0].content");
@@ -37,6 +45,15 @@ describe("validateBody", () => {
     expect(paramOf({ ...ok, temperature: 3 }).param).toBe("temperature");
     expect(paramOf({ ...ok, stop: ["a", "b", "c", "d", "e"] }).param).toBe("stop");
     expect(paramOf({ ...ok, tools: [{ type: "function", function: { name: "bad name!" } }] }).param).toBe("tools[0].function.name");
+  });
+  it("refuses stream_options without stream, and top_logprobs without logprobs", () => {
+    expect(paramOf({ ...ok, stream_options: { include_usage: true } })).toMatchObject({ param: "stream_options", code: "invalid_value" });
+    expect(paramOf({ model: "m", prompt: "x", stream: false, stream_options: { include_usage: true } }, CompletionRequestSchema).param).toBe("stream_options");
+    expect(validateBody(ChatCompletionRequestSchema, { ...ok, stream: true, stream_options: { include_usage: true } }).stream).toBe(true);
+    expect(validateBody(ChatCompletionRequestSchema, { ...ok, stream_options: null }).stream_options).toBeNull();
+    expect(paramOf({ ...ok, top_logprobs: 2 })).toMatchObject({ param: "top_logprobs", code: "invalid_value" });
+    expect(paramOf({ ...ok, logprobs: false, top_logprobs: 2 }).param).toBe("top_logprobs");
+    expect(validateBody(ChatCompletionRequestSchema, { ...ok, logprobs: true, top_logprobs: 2 }).top_logprobs).toBe(2);
   });
   it("refuses bodies that are not objects", () => {
     for (const b of [null, [], "x", 3, true]) expect(paramOf(b).param).toBeNull();
