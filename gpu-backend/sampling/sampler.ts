@@ -75,13 +75,7 @@ export class SequenceSampler {
     } else {
       token = probs && this.headTemperature() !== null ? this.drawFrom(probs) : this.draw(l);
     }
-    const out: Sampled = { token, logprob: 0, top: [] };
-    if (this.p.logprobs) {
-      const lse = logSumExp(raw);
-      out.logprob = raw[token]! - lse;
-      out.top = topKIndices(raw, this.p.topLogprobs).map((t) => ({ token: t, logprob: raw[t]! - lse }));
-    }
-    return out;
+    return this.p.logprobs ? scoreToken(raw, token, this.p.topLogprobs) : { token, logprob: 0, top: [] };
   }
 
   private draw(l: Float32Array | Float64Array): number {
@@ -123,6 +117,12 @@ const scratchRows: Float64Array[] = [new Float64Array(0), new Float64Array(0)];
 function scratch(slot: 0 | 1, n: number): Float64Array {
   if (scratchRows[slot]!.length < n) scratchRows[slot] = new Float64Array(n);
   return scratchRows[slot]!.subarray(0, n);
+}
+
+/** `token`'s log-probability under the model's raw logits row, with the `top` most likely tokens' (OpenAI's logprobs). */
+export function scoreToken(raw: Float32Array, token: number, top: number): Sampled {
+  const lse = logSumExp(raw);
+  return { token, logprob: raw[token]! - lse, top: topKIndices(raw, top).map((t) => ({ token: t, logprob: raw[t]! - lse })) };
 }
 
 export function logSumExp(x: Float32Array): number {

@@ -182,19 +182,24 @@ export class Scheduler {
       tokens: seq.tokens.slice(seq.computed, seq.computed + n),
       past: seq.computed,
       cache: seq.cache!,
-      logits: seq.computed + n === seq.tokens.length ? "last" : "none",
+      logits: seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none",
       temperature: seq.sampler.headTemperature(),
     }));
     const { logits, probs } = await this.model.forward(steps);
     this.totals.steps++;
 
+    const V = this.model.config.vocabSize;
     let sampled = 0;
     work.forEach(({ seq, n }, i) => {
+      const l = logits[i];
+      if (l && steps[i]!.logits === "all") seq.scorePrompt(l, seq.computed, V);
       seq.computed += n;
       this.publishFullBlocks(seq);
-      const l = logits[i];
-      if (!l || seq.cancelled) return;
-      const reason = this.sampleNext(seq, l, probs[i]);
+      if (!l || seq.cancelled || seq.computed < seq.tokens.length) return;
+      // The last row predicts the next token ("all" brings one row per token of the chunk).
+      const lastRow = (a: Float32Array) => a.subarray(a.length - V);
+      const p = probs[i];
+      const reason = this.sampleNext(seq, lastRow(l), p ? lastRow(p) : p);
       sampled++;
       if (reason) this.finish(seq, reason);
     });
@@ -215,7 +220,8 @@ export class Scheduler {
     const bs = this.opts.blockSize;
     const needTotal = Math.ceil(seq.tokens.length / bs);
     // At least one token must run through the model to produce logits: never take the last token from cache.
-    const cacheable = Math.floor((seq.tokens.length - 1) / bs);
+    // A prompt being scored needs logits at every position, so it takes nothing from the cache.
+    const cacheable = seq.scoringPrompt ? 0 : Math.floor((seq.tokens.length - 1) / bs);
     const hits: number[] = [];
     const hashes: string[] = [];
     let prev = seq.spec.salt;

@@ -1,6 +1,6 @@
 import { PagedLatentCache, type LatentStore } from "../kv/paged-cache.js";
 import type { SamplingParams, Sampled } from "../sampling/sampler.js";
-import { SequenceSampler } from "../sampling/sampler.js";
+import { SequenceSampler, scoreToken } from "../sampling/sampler.js";
 import { StopMatcher } from "../sampling/stop-matcher.js";
 import { Detokenizer } from "../text/detokenizer.js";
 
@@ -10,6 +10,11 @@ export type FinishReason = "stop" | "length" | "cancelled" | "error";
 export interface SequenceSink {
   /** New text (possibly empty while a character or a stop string is incomplete) for one generated token. */
   onToken(delta: string, sampled: Sampled): void;
+  /**
+   * With `promptLogprobs`: called once, before the first token, with the score of every prompt token after the
+   * first (entry k is prompt token k + 1 given the tokens before it).
+   */
+  onPrompt?(scores: Sampled[]): void;
   onFinish(reason: FinishReason, stats: SequenceStats, error?: Error): void;
 }
 
@@ -31,6 +36,8 @@ export interface SequenceSpec {
   eosIds: number[];
   ignoreEos: boolean;
   sampling: SamplingParams;
+  /** When set, score the prompt's tokens during prefill, with this many alternatives each (`echo` with `logprobs`). */
+  promptLogprobs?: number | null;
   decode: (ids: number[]) => string;
   sink: SequenceSink;
 }
@@ -54,6 +61,8 @@ export class Sequence {
   private readonly detok: Detokenizer;
   private readonly stops: StopMatcher;
   cache: PagedLatentCache | null = null;
+  /** Scores of prompt tokens 1, 2, … so far (see `SequenceSink.onPrompt`). */
+  readonly promptScores: Sampled[] = [];
 
   constructor(readonly spec: SequenceSpec, readonly arrival: number) {
     this.tokens = [...spec.prompt];
@@ -71,12 +80,32 @@ export class Sequence {
     return this.tokens.length - this.computed;
   }
 
+  /** Whether prefill must still produce logits for prompt positions (so the prefix cache cannot stand in). */
+  get scoringPrompt(): boolean {
+    return this.spec.promptLogprobs != null && this.promptScores.length < this.promptLength - 1;
+  }
+
+  /**
+   * Scores prompt tokens from a prefill chunk's logits: `rows` holds one row per token from position `first`,
+   * and row r predicts token first + r + 1. Tokens already scored (before a preemption) are skipped.
+   */
+  scorePrompt(rows: Float32Array, first: number, vocab: number): void {
+    const top = this.spec.promptLogprobs ?? 0;
+    for (let r = 0; r * vocab < rows.length; r++) {
+      const next = first + r + 1;
+      if (next >= this.promptLength) break;
+      if (next !== this.promptScores.length + 1) continue;
+      this.promptScores.push(scoreToken(rows.subarray(r * vocab, (r + 1) * vocab), this.tokens[next]!, top));
+    }
+  }
+
   attach(store: LatentStore): void {
     this.cache = new PagedLatentCache(store, this.blocks);
   }
 
   /** Appends a sampled token; returns the finish reason if generation is over. */
   accept(s: Sampled): FinishReason | null {
+    if (this.generated === 0 && this.spec.promptLogprobs != null) this.spec.sink.onPrompt?.(this.promptScores);
     this.tokens.push(s.token);
     this.generated++;
     this.sampler.observe(s.token);

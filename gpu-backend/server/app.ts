@@ -13,6 +13,7 @@ import { isMoeLayer } from "../engine/config.js";
 import type { TextCodec } from "../engine/tokenizer.js";
 import { chainSeed } from "../kv/block-pool.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
+import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
 import { PodMetrics, prometheus } from "./metrics.js";
@@ -162,6 +163,10 @@ export function createPodApp(d: PodDeps): Hono {
     const choices = plan.prompts.length * plan.n;
     const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend);
     const withLogprobs = plan.sampling(0).logprobs;
+    const recordPrompt = (choice: number, scores: Sampled[]) => {
+      const p = Math.floor(choice / plan.n);
+      if (plan.promptLogprobs) fmt.recordPrompt(choice, plan.prompts[p]!, plan.promptLogprobs.from[p]!, scores);
+    };
     const stream = parsed.stream === true;
     const includeUsage = stream && parsed.stream_options?.include_usage === true;
     d.metrics.countRequest(route, 200);
@@ -178,6 +183,7 @@ export function createPodApp(d: PodDeps): Hono {
       return new Promise<Response>((resolve) => {
         const gen = new Generation(d.scheduler, plan, ctx, {
           onDelta: (choice, text, s) => void fmt.record(choice, text, s, withLogprobs),
+          onPrompt: recordPrompt,
           onChoiceEnd: (choice, reason) => fmt.end(choice, reason),
           onComplete: (usage) => {
             settle();
@@ -209,9 +215,10 @@ export function createPodApp(d: PodDeps): Hono {
           started.add(choice);
           const echo = fmt.echoFor(choice);
           if (kind === "chat") send(sseJson(fmt.chunk(choice, { role: "assistant", content: "" }, null, null, includeUsage)));
-          else if (echo) send(sseJson(fmt.chunk(choice, echo, null, null, includeUsage)));
+          else if (echo) send(sseJson(fmt.chunk(choice, echo, null, fmt.echoLogprobs(choice), includeUsage)));
         };
         gen = new Generation(d.scheduler, plan, ctx, {
+          onPrompt: recordPrompt,
           onDelta: (choice, text, s) => {
             open(choice);
             const lp = fmt.record(choice, text, s, withLogprobs);

@@ -4,6 +4,7 @@ import type { Usage } from "../../src/openai/usage.js";
 import { byteLevelBytes } from "../engine/byte-level.js";
 import type { TextCodec } from "../engine/tokenizer.js";
 import type { Sampled } from "../sampling/sampler.js";
+import { Detokenizer } from "../text/detokenizer.js";
 
 /**
  * OpenAI response objects for both endpoints, built from per-choice deltas. One instance per request:
@@ -14,7 +15,9 @@ export class ChoiceFormatter {
   readonly created = Math.floor(Date.now() / 1000);
   private readonly text: string[] = [];
   private readonly chatLogprobs: NonNullable<NonNullable<ChatCompletion["choices"][number]["logprobs"]>["content"]>[] = [];
-  private readonly cmplLogprobs: { tokens: string[]; token_logprobs: number[]; top_logprobs: Record<string, number>[] | null; text_offset: number[] }[] = [];
+  private readonly cmplLogprobs: { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] }[] = [];
+  /** Per choice: the echoed prompt's logprobs object, sent with the echo chunk when streaming. */
+  private readonly promptLogprobs: unknown[] = [];
   private readonly finish: ("stop" | "length" | null)[] = [];
   readonly systemFingerprint: string;
 
@@ -65,9 +68,33 @@ export class ChoiceFormatter {
     const top = Object.fromEntries(s.top.map((t) => [this.tokenText(t.token), t.logprob]));
     lp.tokens.push(this.tokenText(s.token));
     lp.token_logprobs.push(s.logprob);
-    lp.top_logprobs!.push(top);
+    lp.top_logprobs.push(top);
     lp.text_offset.push(offset);
     return { tokens: [lp.tokens.at(-1)], token_logprobs: [s.logprob], top_logprobs: [top], text_offset: [offset] };
+  }
+
+  /**
+   * Echoed prompt tokens `prompt[from…]` with their scores (`scores[k]` is prompt token k + 1): they open the
+   * choice's completions logprobs, as OpenAI's `echo` does. A token with nothing before it gets null.
+   */
+  recordPrompt(choice: number, prompt: number[], from: number, scores: Sampled[]): void {
+    const lp = this.cmplLogprobs[choice]!;
+    const detok = new Detokenizer((ids) => this.codec.decode(ids));
+    let offset = 0;
+    for (let q = from; q < prompt.length; q++) {
+      const s = q > 0 ? scores[q - 1] : undefined;
+      lp.tokens.push(this.tokenText(prompt[q]!));
+      lp.token_logprobs.push(s ? s.logprob : null);
+      lp.top_logprobs.push(s ? Object.fromEntries(s.top.map((t) => [this.tokenText(t.token), t.logprob])) : null);
+      lp.text_offset.push(offset);
+      offset += detok.push(prompt[q]!).length;
+    }
+    this.promptLogprobs[choice] = { tokens: [...lp.tokens], token_logprobs: [...lp.token_logprobs], top_logprobs: [...lp.top_logprobs], text_offset: [...lp.text_offset] };
+  }
+
+  /** The logprobs of a choice's echo chunk, or null. */
+  echoLogprobs(choice: number): unknown {
+    return this.promptLogprobs[choice] ?? null;
   }
 
   end(choice: number, reason: "stop" | "length"): void {

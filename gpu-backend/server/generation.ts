@@ -6,6 +6,8 @@ import type { GenerationPlan } from "./prompts.js";
 
 export interface GenerationHandlers {
   onDelta(choice: number, text: string, sampled: Sampled): void;
+  /** The prompt's token scores (plans with `promptLogprobs`), before the choice's first delta. */
+  onPrompt(choice: number, scores: Sampled[]): void;
   onChoiceEnd(choice: number, reason: "stop" | "length"): void;
   /** Every choice ended normally. */
   onComplete(usage: Usage): void;
@@ -47,9 +49,11 @@ export class Generation {
             eosIds: ctx.eosIds,
             ignoreEos: plan.ignoreEos,
             sampling: plan.sampling(choice),
+            promptLogprobs: plan.promptLogprobs?.top ?? null,
             decode: ctx.decode,
             sink: {
               onToken: (delta, sampled) => this.h.onDelta(choice, delta, sampled),
+              onPrompt: (scores) => this.h.onPrompt(choice, scores),
               onFinish: (reason, stats, error) => this.finished(choice, reason, stats, error),
             },
           }),

@@ -14,6 +14,11 @@ export interface GenerationPlan {
   stop: string[];
   sampling: (choiceIndex: number) => SamplingParams;
   ignoreEos: boolean;
+  /**
+   * `echo` with `logprobs`: alternatives per scored prompt token, and per prompt where its echoed tokens start
+   * (after the BOS the server added, which the echoed text does not show). Null otherwise.
+   */
+  promptLogprobs: { top: number; from: number[] } | null;
 }
 
 const FIM = { begin: "<｜fim▁begin｜>", hole: "<｜fim▁hole｜>", end: "<｜fim▁end｜>" };
@@ -95,6 +100,7 @@ export function planChat(r: ChatCompletionRequest, codec: TextCodec, vocab: numb
     stop: stop.filter((s) => s.length > 0),
     sampling: samplingFor(r, r.logprobs === true, r.logprobs ? (r.top_logprobs ?? 0) : 0, vocab),
     ignoreEos: r.ignore_eos === true,
+    promptLogprobs: null,
   };
 }
 
@@ -133,6 +139,11 @@ export function planCompletion(r: CompletionRequest, codec: TextCodec, vocab: nu
     return codec.encode(p, { addBos: true });
   });
   const maxTokens = checkContext(tokenPrompts, r.max_tokens ?? 16, contextLimit, "prompt");
+  const scorePrompt = r.echo === true && r.logprobs != null;
+  if (scorePrompt && r.suffix != null && r.suffix !== "") {
+    throw errors.invalidParam("suffix", "echo with logprobs cannot be combined with suffix.", "unsupported_parameter");
+  }
+  const bos = codec.bosToken === null ? undefined : codec.tokenId(codec.bosToken);
   const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
   const logprobs = r.logprobs != null;
   return {
@@ -143,5 +154,8 @@ export function planCompletion(r: CompletionRequest, codec: TextCodec, vocab: nu
     stop: stop.filter((s) => s.length > 0),
     sampling: samplingFor(r, logprobs, r.logprobs ?? 0, vocab),
     ignoreEos: r.ignore_eos === true,
+    promptLogprobs: scorePrompt
+      ? { top: r.logprobs!, from: tokenPrompts.map((ids, i) => (texts[i] !== null && bos !== undefined && ids[0] === bos ? 1 : 0)) }
+      : null,
   };
 }

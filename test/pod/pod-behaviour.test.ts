@@ -176,4 +176,43 @@ describe("pod", () => {
     expect(cmpl.choices[0]!.logprobs!.tokens).toHaveLength(4);
     expect(cmpl.choices[0]!.logprobs!.text_offset![0]).toBe(0);
   });
+
+  it("echo with logprobs scores every prompt token, as one-token requests would, even for a cached prompt", async () => {
+    // Token ids: no BOS is added, so the first token has nothing before it (null, as OpenAI answers).
+    const ids = [5, 77, 300, 12, 999, 41];
+    const echoed = await client.completions.create({ model: MODEL, prompt: ids, echo: true, logprobs: 2, max_tokens: 2, temperature: 0 });
+    const lp = echoed.choices[0]!.logprobs!;
+    expect(lp.tokens).toHaveLength(ids.length + 2);
+    expect(lp.token_logprobs![0]).toBeNull();
+    expect(lp.top_logprobs![0]).toBeNull();
+    for (let q = 1; q < ids.length; q++) {
+      // The same score from a request that must pick token q next (logit_bias moves the choice, not the logprob).
+      const forced = await client.completions.create({ model: MODEL, prompt: ids.slice(0, q), max_tokens: 1, temperature: 0, logprobs: 0, logit_bias: { [ids[q]!]: 100 } });
+      expect(lp.token_logprobs![q]).toBeCloseTo(forced.choices[0]!.logprobs!.token_logprobs![0]!, 4);
+      expect(Object.keys(lp.top_logprobs![q]!)).toHaveLength(2);
+    }
+
+    // Text: the server's BOS is not echoed; tokens and offsets rebuild the prompt. A cached prompt is still scored.
+    const prompt = "The weather and the news and the price of tokens in the cache, again and again. ".repeat(3);
+    await client.completions.create({ model: MODEL, prompt, max_tokens: 1 });
+    const again = await client.completions.create({ model: MODEL, prompt, echo: true, logprobs: 1, max_tokens: 3, temperature: 0 });
+    const c = again.choices[0]!;
+    const plp = c.logprobs!;
+    const promptCount = again.usage!.prompt_tokens - 1;
+    expect(again.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    expect(plp.tokens!.slice(0, promptCount).join("")).toBe(prompt);
+    expect(plp.tokens).toHaveLength(promptCount + again.usage!.completion_tokens);
+    expect(plp.token_logprobs!.every((x) => typeof x === "number" && x <= 0)).toBe(true);
+    plp.tokens!.forEach((t, i) => {
+      const at = plp.text_offset![i]!;
+      expect(c.text.slice(at, at + t.length)).toBe(t);
+    });
+
+    // Streaming: the echo chunk carries the prompt's logprobs.
+    const stream = await client.completions.create({ model: MODEL, prompt, echo: true, logprobs: 1, max_tokens: 2, temperature: 0, stream: true });
+    const chunks = [];
+    for await (const ch of stream) chunks.push(ch);
+    expect(chunks[0]!.choices[0]!.text).toBe(prompt);
+    expect(chunks[0]!.choices[0]!.logprobs!.token_logprobs).toEqual(plp.token_logprobs!.slice(0, promptCount));
+  });
 });

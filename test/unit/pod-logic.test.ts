@@ -159,10 +159,10 @@ function fakeModel(vocab = 16): DeepSeekModel {
     return {
       logits: seqs.map((s) => {
         if (s.logits === "none") return null;
-        const last = s.tokens[s.tokens.length - 1]!;
-        const pos = s.past + s.tokens.length - 1;
-        const l = new Float32Array(vocab);
-        l[(last * 7 + pos * 3 + 2) % vocab] = 10;
+        // One row per token for "all", the last token's row otherwise.
+        const first = s.logits === "all" ? 0 : s.tokens.length - 1;
+        const l = new Float32Array((s.tokens.length - first) * vocab);
+        for (let k = first; k < s.tokens.length; k++) l[(k - first) * vocab + ((s.tokens[k]! * 7 + (s.past + k) * 3 + 2) % vocab)] = 10;
         return l;
       }),
       probs: seqs.map(() => null),
@@ -191,6 +191,44 @@ function spec(tenant: string, prompt: number[], maxTokens: number, out: { order:
 }
 
 describe("Scheduler (with a deterministic stand-in model)", () => {
+  it("scores every prompt token once (echo with logprobs) across prefill chunks, preemption and a cached prefix", async () => {
+    const vocab = 16;
+    // The stand-in's favourite next token after `token` at `pos`, and a token's logprob under its one-hot row.
+    const favourite = (token: number, pos: number) => (token * 7 + pos * 3 + 2) % vocab;
+    const lse = Math.log(Math.exp(10) + vocab - 1);
+    const prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3];
+    for (const numBlocks of [64, 6]) {
+      const sched = new Scheduler(fakeModel(vocab), { maxBatchTokens: 4, maxRunning: 4, numBlocks, blockSize: 4 });
+      const warm = { order: [] as string[], tokens: [] as number[] };
+      sched.submit(spec("t", prompt, 2, warm, "warm"));
+      sched.start();
+      while (warm.order.length === 0) await new Promise((r) => setTimeout(r, 1));
+      const scores: number[][] = [];
+      const outs = Array.from({ length: 3 }, () => ({ order: [] as string[], tokens: [] as number[] }));
+      outs.forEach((o, i) => {
+        const s = spec("t", prompt, 6, o, `s${i}`);
+        sched.submit({ ...s, promptLogprobs: 1, sink: { ...s.sink, onPrompt: (sc) => scores.push(sc.map((x) => x.token)) } });
+      });
+      while (outs.some((o) => o.order.length === 0)) await new Promise((r) => setTimeout(r, 1));
+      const stats = sched.stats();
+      await sched.stop();
+      expect(scores).toEqual([prompt.slice(1), prompt.slice(1), prompt.slice(1)]);
+      if (numBlocks === 6) expect(stats.preemptions).toBeGreaterThan(0);
+      // Scored requests recompute the prompt rather than take it from the cache the warm-up filled.
+      expect(stats.cachedTokens).toBe(0);
+    }
+    // Logprob values: a token is the stand-in's favourite (logprob 10 − lse) or not (−lse).
+    const sched = new Scheduler(fakeModel(vocab), { maxBatchTokens: 3, maxRunning: 1, numBlocks: 16, blockSize: 4 });
+    const got: { token: number; logprob: number }[] = [];
+    const o = { order: [] as string[], tokens: [] as number[] };
+    const s = spec("t", prompt, 1, o, "v");
+    sched.submit({ ...s, promptLogprobs: 0, sink: { ...s.sink, onPrompt: (sc) => got.push(...sc) } });
+    sched.start();
+    while (o.order.length === 0) await new Promise((r) => setTimeout(r, 1));
+    await sched.stop();
+    expect(got.map((g) => g.logprob)).toEqual(prompt.slice(1).map((t, k) => (favourite(prompt[k]!, k) === t ? 10 : 0) - lse).map((x) => expect.closeTo(x, 5)));
+  });
+
   it("is fair between tenants: one tenant's flood does not starve another's single request", async () => {
     const sched = new Scheduler(fakeModel(), { maxBatchTokens: 64, maxRunning: 2, numBlocks: 64, blockSize: 4 });
     const out = { order: [] as string[], tokens: [] as number[] };
