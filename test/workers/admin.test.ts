@@ -67,6 +67,15 @@ describe("admin API", () => {
     expect((await gw("/v1/models", { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
   });
 
+  it("an imported key works at once, even right after a request that tried it before it existed", async () => {
+    const t = await adminCall<{ id: string }>("POST", "/tenants", { name: "import-late" });
+    const key = `sk-imported-${crypto.randomUUID()}`;
+    const models = () => gw("/v1/models", { headers: { authorization: `Bearer ${key}` } });
+    expect((await models()).status).toBe(401);
+    expect((await adminCall("POST", `/tenants/${t.json.id}/keys`, { key })).status).toBe(201);
+    expect((await models()).status).toBe(200);
+  });
+
   it("refuses new keys for a suspended tenant with 409", async () => {
     const t = await adminCall<{ id: string }>("POST", "/tenants", { name: "sus" });
     await adminCall("PATCH", `/tenants/${t.json.id}`, { status: "suspended" });

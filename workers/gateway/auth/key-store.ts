@@ -19,8 +19,8 @@ export interface AuthContext {
 
 /**
  * Key lookups are cached per isolate for `authCacheTtlSeconds` (default 30 s), negative results included, so
- * the hot path costs one SHA-256 and a map lookup. A revocation (or a change of limits) through the admin API
- * drops the entry in the isolate that served it at once; every other isolate sees it within the TTL.
+ * the hot path costs one SHA-256 and a map lookup. A revocation, a change of limits or an imported key through
+ * the admin API drops the entry in the isolate that served it at once; every other isolate sees it within the TTL.
  */
 const cache = new TtlCache<string, KeyRecord | null>(10_000);
 

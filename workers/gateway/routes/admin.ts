@@ -11,6 +11,7 @@ import { PodSchema, RegionSchema } from "../../../src/routing/registry.js";
 import { deletePod, deleteRegion, readRegistry, upsertPod, upsertRegion } from "../routing/registry-store.js";
 import * as store from "../admin/store.js";
 import { forgetKeyHash } from "../auth/key-store.js";
+import { hashApiKey } from "../../../src/auth/api-keys.js";
 import { bodyOf, optionalBodyOf } from "../validated-body.js";
 import type { AppEnv } from "../env.js";
 import { adminAuth } from "../middleware/admin-auth.js";
@@ -39,7 +40,10 @@ admin.patch("/tenants/:tenant", async (c) => {
 
 admin.post("/tenants/:tenant/keys", async (c) => {
   const spec = await bodyOf(c, CreateKeySchema);
-  return c.json(await store.createKey(c.env.DB, c.req.param("tenant"), spec), 201);
+  const created = await store.createKey(c.env.DB, c.req.param("tenant"), spec);
+  // An imported key may have been tried before it existed: drop that cached "unknown key".
+  forgetKeyHash(await hashApiKey(created.key));
+  return c.json(created, 201);
 });
 
 admin.get("/tenants/:tenant/keys", async (c) =>
