@@ -1,10 +1,11 @@
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { isMoeLayer, type ModelConfig } from "../engine/config.js";
 import { planExpertRuns, type ExpertBucket, type ExpertPlan } from "../engine/expert-plan.js";
 import type { ExpertExecutor } from "../engine/experts.js";
 import { Checkpoint } from "../engine/checkpoint.js";
 import { createRuntime } from "../engine/kernels/runtime.js";
 import { ExpertShard } from "../engine/expert-shard.js";
+import { spawnSiblingWorker } from "../threads/spawn-worker.js";
 import type { FromRank, RankInit, ToRank } from "./ep-protocol.js";
 
 export interface EpOptions {
@@ -154,7 +155,8 @@ export class EpExperts implements ExpertExecutor {
           const ckpt = new Checkpoint(opts.model);
           return new MainThreadRank(await ExpertShard.create(runtime, ckpt, c, ownedBy(0), opts.grouped), ckpt);
         }
-        const worker = spawnRank({ model: opts.model, rank: r, backend: opts.backend, owned: ownedBy(r), grouped: opts.grouped });
+        const init: RankInit = { model: opts.model, rank: r, backend: opts.backend, owned: ownedBy(r), grouped: opts.grouped };
+        const worker = spawnSiblingWorker(import.meta.url, "ep-rank", init);
         await new Promise<void>((resolve, reject) => {
           worker.once("message", (m: FromRank) => (m.type === "ready" ? resolve() : reject(new Error("rank failed to start"))));
           worker.once("error", reject);
@@ -239,18 +241,6 @@ export class EpExperts implements ExpertExecutor {
   async close(): Promise<void> {
     await Promise.all(this.ranks.map((r) => r.close()));
   }
-}
-
-/**
- * Starts a rank worker. From TypeScript sources the worker registers tsx's loader before importing the rank
- * module (workers do not inherit the main thread's loader hooks on Node 20).
- */
-function spawnRank(init: RankInit): Worker {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const script = new URL(fromSource ? "./ep-rank.ts" : "./ep-rank.js", import.meta.url);
-  if (!fromSource) return new Worker(script, { workerData: init });
-  const boot = `import("tsx/esm/api").then((m) => { m.register(); return import(${JSON.stringify(script.href)}); });`;
-  return new Worker(boot, { eval: true, workerData: init });
 }
 
 /** Contiguous shards: rank r owns experts [r·E/N, (r+1)·E/N). */

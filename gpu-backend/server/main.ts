@@ -1,6 +1,7 @@
 import { serve } from "@hono/node-server";
 import { DeepSeekModel } from "../engine/model.js";
 import { TextCodec } from "../engine/tokenizer.js";
+import { OffThreadEncoder } from "../text/off-thread-encoder.js";
 import { LocalExperts } from "../engine/experts.js";
 import { ContiguousLatentCache } from "../engine/latent-cache.js";
 import { Scheduler } from "../scheduler/scheduler.js";
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
     },
   });
   const codec = TextCodec.load(opts.model, model.config.eosTokenIds);
+  const encoder = new OffThreadEncoder(codec, opts.model);
   await warmUp(model, opts.maxBatchTokens, opts.maxRunning);
   const scheduler = new Scheduler(model, {
     maxBatchTokens: opts.maxBatchTokens,
@@ -46,7 +48,7 @@ async function main(): Promise<void> {
 
   const edgeSecret = process.env.POD_EDGE_SECRET || undefined;
   if (!edgeSecret) log("POD_EDGE_SECRET is not set: requests are not authenticated (development only)");
-  const app = createPodApp({ model, codec, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, ...(edgeSecret ? { edgeSecret } : {}) });
+  const app = createPodApp({ model, codec, encode: encoder.encode, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, ...(edgeSecret ? { edgeSecret } : {}) });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
   await new Promise<void>((r) => server.once("listening", () => r()));
   state.ready = true;
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
     while ((!scheduler.idle || metrics.activeRequests > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await scheduler.stop();
     server.close();
+    await encoder.close();
     await model.close();
     log("stopped");
     process.exit(0);

@@ -3,6 +3,7 @@ import type { CompletionRequest } from "../../src/openai/completions.js";
 import { ApiError, errors } from "../../src/openai/errors.js";
 import type { TextCodec } from "../engine/tokenizer.js";
 import type { SamplingParams } from "../sampling/sampler.js";
+import type { Encode } from "../text/off-thread-encoder.js";
 
 /** What a request asks the scheduler for: one or more prompts, each sampled `n` times. */
 export interface GenerationPlan {
@@ -79,7 +80,7 @@ function checkContext(prompts: number[][], maxTokens: number | null, limit: numb
   return completion;
 }
 
-export function planChat(r: ChatCompletionRequest, codec: TextCodec, vocab: number, contextLimit: number): GenerationPlan {
+export async function planChat(r: ChatCompletionRequest, codec: TextCodec, encode: Encode, vocab: number, contextLimit: number): Promise<GenerationPlan> {
   if (r.tools && r.tools.length > 0 && r.tool_choice !== "none") {
     throw errors.invalidParam("tools", "This model has no tool-calling template; send the request without tools.", "unsupported_parameter");
   }
@@ -88,7 +89,7 @@ export function planChat(r: ChatCompletionRequest, codec: TextCodec, vocab: numb
   }
   if (!codec.hasChatTemplate) throw errors.invalidParam("messages", "This model has no chat template; use /v1/completions.", "unsupported_endpoint");
   const turns = r.messages.map((m, i) => ({ ...m, role: m.role === "developer" ? "system" : m.role, content: messageText(m, i) }));
-  const prompt = codec.encode(codec.renderChat(turns, { addGenerationPrompt: true }), { addBos: false });
+  const prompt = await encode(codec.renderChat(turns, { addGenerationPrompt: true }), { addBos: false });
   const requested = r.max_completion_tokens ?? r.max_tokens ?? null;
   const maxTokens = checkContext([prompt], requested, contextLimit, "messages");
   const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
@@ -104,7 +105,7 @@ export function planChat(r: ChatCompletionRequest, codec: TextCodec, vocab: numb
   };
 }
 
-export function planCompletion(r: CompletionRequest, codec: TextCodec, vocab: number, contextLimit: number): GenerationPlan {
+export async function planCompletion(r: CompletionRequest, codec: TextCodec, encode: Encode, vocab: number, contextLimit: number): Promise<GenerationPlan> {
   if (r.best_of != null && r.best_of !== (r.n ?? 1)) {
     throw errors.invalidParam("best_of", "best_of different from n is not supported by this server.", "unsupported_parameter");
   }
@@ -125,19 +126,20 @@ export function planCompletion(r: CompletionRequest, codec: TextCodec, vocab: nu
     prompts = raw as number[][];
   }
   if (prompts.length === 0) throw errors.invalidParam("prompt", "The prompt is empty.");
-  const tokenPrompts = prompts.map((p) => {
+  const tokenPrompts: number[][] = [];
+  for (const p of prompts) {
     if (typeof p !== "string") {
       if (p.some((t) => t >= vocab)) throw errors.invalidParam("prompt", `Token ids must be below the vocabulary size ${vocab}.`);
-      return p;
-    }
-    if (r.suffix != null && r.suffix !== "") {
+      tokenPrompts.push(p);
+    } else if (r.suffix != null && r.suffix !== "") {
       if (codec.tokenId(FIM.begin) === undefined || codec.tokenId(FIM.hole) === undefined || codec.tokenId(FIM.end) === undefined) {
         throw errors.invalidParam("suffix", "This model has no fill-in-the-middle tokens; suffix is not supported.", "unsupported_parameter");
       }
-      return codec.encode(`${FIM.begin}${p}${FIM.hole}${r.suffix}${FIM.end}`, { addBos: true });
+      tokenPrompts.push(await encode(`${FIM.begin}${p}${FIM.hole}${r.suffix}${FIM.end}`, { addBos: true }));
+    } else {
+      tokenPrompts.push(await encode(p, { addBos: true }));
     }
-    return codec.encode(p, { addBos: true });
-  });
+  }
   const maxTokens = checkContext(tokenPrompts, r.max_tokens ?? 16, contextLimit, "prompt");
   const scorePrompt = r.echo === true && r.logprobs != null;
   if (scorePrompt && r.suffix != null && r.suffix !== "") {

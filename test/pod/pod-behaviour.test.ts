@@ -1,6 +1,7 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startPod, type PodProcess } from "../../scripts/pod-process.js";
+import { TextCodec } from "../../gpu-backend/engine/tokenizer.js";
 import { ChatCompletionChunkSchema, ChatCompletionSchema } from "../../src/openai/chat.js";
 import { CompletionSchema } from "../../src/openai/completions.js";
 import { ModelListSchema } from "../../src/openai/models.js";
@@ -140,6 +141,18 @@ describe("pod", () => {
     expect(usage.prompt_cache_miss_tokens).toBe(second.usage!.prompt_tokens - cached);
     const otherTenant = await ask("tenant-b", "second question");
     expect(otherTenant.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+  });
+
+  it("long prompts (tokenized off the event loop) answer as their token ids do", async () => {
+    const codec = TextCodec.load(inject("tinyModelDir"));
+    const prompt = "Tokens for the edge, the pods and the cache. ".repeat(120);
+    const ids = codec.encode(prompt, { addBos: true });
+    expect(prompt.length).toBeGreaterThan(4096);
+    expect(ids.length).toBeLessThan(4000);
+    const asText = await client.completions.create({ model: MODEL, prompt, max_tokens: 8, temperature: 0 });
+    const asIds = await client.completions.create({ model: MODEL, prompt: ids, max_tokens: 8, temperature: 0 });
+    expect(asText.usage!.prompt_tokens).toBe(ids.length);
+    expect(asText.choices[0]!.text).toBe(asIds.choices[0]!.text);
   });
 
   it("refuses prompts beyond the context with context_length_exceeded", async () => {
