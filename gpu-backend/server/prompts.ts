@@ -126,6 +126,10 @@ export async function planCompletion(r: CompletionRequest, codec: TextCodec, enc
     prompts = raw as number[][];
   }
   if (prompts.length === 0) throw errors.invalidParam("prompt", "The prompt is empty.");
+  const scorePrompt = r.echo === true && r.logprobs != null;
+  if (scorePrompt && r.suffix != null && r.suffix !== "") {
+    throw errors.invalidParam("suffix", "echo with logprobs cannot be combined with suffix.", "unsupported_parameter");
+  }
   const tokenPrompts: number[][] = [];
   for (const p of prompts) {
     if (typeof p !== "string") {
@@ -141,10 +145,6 @@ export async function planCompletion(r: CompletionRequest, codec: TextCodec, enc
     }
   }
   const maxTokens = checkContext(tokenPrompts, r.max_tokens ?? 16, contextLimit, "prompt");
-  const scorePrompt = r.echo === true && r.logprobs != null;
-  if (scorePrompt && r.suffix != null && r.suffix !== "") {
-    throw errors.invalidParam("suffix", "echo with logprobs cannot be combined with suffix.", "unsupported_parameter");
-  }
   const bos = codec.bosToken === null ? undefined : codec.tokenId(codec.bosToken);
   const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
   const logprobs = r.logprobs != null;

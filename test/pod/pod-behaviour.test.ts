@@ -221,6 +221,9 @@ describe("pod", () => {
       expect(c.text.slice(at, at + t.length)).toBe(t);
     });
 
+    const withSuffix = await client.completions.create({ model: MODEL, prompt: "def f(", suffix: "return x", echo: true, logprobs: 1, max_tokens: 2 }).catch((e) => e);
+    expect(withSuffix).toMatchObject({ status: 400, param: "suffix" });
+
     // Streaming: the echo chunk carries the prompt's logprobs.
     const stream = await client.completions.create({ model: MODEL, prompt, echo: true, logprobs: 1, max_tokens: 2, temperature: 0, stream: true });
     const chunks = [];
