@@ -137,13 +137,19 @@ export function createPodApp(d: PodDeps): Hono {
     return c.json(modelObject());
   });
 
+  // Every answer of the generation routes is counted by status, refusals and failures included (onError has
+  // set the response by the time `next` returns).
+  for (const route of ["/v1/chat/completions", "/v1/completions"]) {
+    app.post(route, async (c, next) => {
+      await next();
+      d.metrics.countRequest(route, c.res.status);
+    });
+  }
   app.post("/v1/chat/completions", (c) => handle(c, "chat"));
   app.post("/v1/completions", (c) => handle(c, "completion"));
 
   async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
-    const route = kind === "chat" ? "/v1/chat/completions" : "/v1/completions";
     if (d.state.draining || !d.state.ready) {
-      d.metrics.countRequest(route, 503);
       throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
     }
     const bytes = await authenticBody(c);
@@ -172,7 +178,6 @@ export function createPodApp(d: PodDeps): Hono {
     };
     const stream = parsed.stream === true;
     const includeUsage = stream && parsed.stream_options?.include_usage === true;
-    d.metrics.countRequest(route, 200);
     d.metrics.activeRequests++;
     let done = false;
     const settle = () => {

@@ -173,6 +173,11 @@ describe("pod", () => {
     const fim = await client.completions.create({ model: MODEL, prompt: "def f(", suffix: "return x", max_tokens: 4 });
     expect(fim.choices[0]!.text.length).toBeGreaterThanOrEqual(0);
     expect((await greedy("still alive?")).length).toBeGreaterThan(0);
+    // Refusals are counted by status alongside successes.
+    const metrics = await (await fetch(`${pod.url}/metrics`)).text();
+    expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/chat\/completions",status="400"\} [1-9]/m);
+    expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/chat\/completions",status="404"\} [1-9]/m);
+    expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/completions",status="200"\} [1-9]/m);
   });
 
   it("logprobs: chat top_logprobs and completion logprobs are well-formed", async () => {
