@@ -148,10 +148,8 @@ export function createPodApp(d: PodDeps): Hono {
   app.post("/v1/chat/completions", (c) => handle(c, "chat"));
   app.post("/v1/completions", (c) => handle(c, "completion"));
 
-  async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
-    if (d.state.draining || !d.state.ready) {
-      throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
-    }
+  /** Reads, checks and validates a generation request, then tokenizes it into a plan. */
+  async function admit(c: Context, kind: "chat" | "completion") {
     const bytes = await authenticBody(c);
     checkContentType(c.req.header("content-type") ?? null);
     const json = parseJsonBody(bytes);
@@ -161,6 +159,30 @@ export function createPodApp(d: PodDeps): Hono {
     const plan: GenerationPlan = kind === "chat"
       ? await planChat(parsed as never, d.codec, d.encode, vocab, contextLimit())
       : await planCompletion(parsed as never, d.codec, d.encode, vocab, contextLimit());
+    return { parsed, plan };
+  }
+
+  async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
+    if (d.state.draining || !d.state.ready) {
+      throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
+    }
+    // Active from here: a drain waits for requests still being read or tokenized, not only for generations.
+    d.metrics.activeRequests++;
+    let done = false;
+    const settle = () => {
+      if (!done) {
+        done = true;
+        d.metrics.activeRequests--;
+      }
+    };
+    let admitted: Awaited<ReturnType<typeof admit>>;
+    try {
+      admitted = await admit(c, kind);
+    } catch (e) {
+      settle();
+      throw e;
+    }
+    const { parsed, plan } = admitted;
     const tenant = c.req.header("x-tenant-id") || "anonymous";
     const ctx = {
       tenant,
@@ -178,14 +200,6 @@ export function createPodApp(d: PodDeps): Hono {
     };
     const stream = parsed.stream === true;
     const includeUsage = stream && parsed.stream_options?.include_usage === true;
-    d.metrics.activeRequests++;
-    let done = false;
-    const settle = () => {
-      if (!done) {
-        done = true;
-        d.metrics.activeRequests--;
-      }
-    };
 
     if (!stream) {
       return new Promise<Response>((resolve) => {

@@ -81,4 +81,24 @@ describe("pod under pressure", () => {
     expect(finish).toBe("length");
     expect(await exit).toBe(0);
   });
+
+  it("a drain also waits for a request still being tokenized: it gets its answer before the pod exits", async () => {
+    const pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
+    pods.push(pod);
+    // ~1 MB of prompt: about a second of tokenizing on the pod's tokenizer thread, then refused as too long.
+    const answer = fetch(`${pod.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, prompt: "word ".repeat(200_000), max_tokens: 2 }),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { code?: string } } }));
+    // Admitted (counted active) but not yet in the scheduler: it is being tokenized.
+    let load = { active_requests: 0, running: 0, waiting: 0 };
+    for (const until = Date.now() + 20_000; load.active_requests === 0 && Date.now() < until; ) load = await (await fetch(`${pod.url}/load`)).json();
+    expect(load).toMatchObject({ active_requests: 1, running: 0, waiting: 0 });
+    const exit = pod.stop("SIGTERM");
+    const r = await answer;
+    expect(r.status).toBe(400);
+    expect(r.body.error?.code).toBe("context_length_exceeded");
+    expect(await exit).toBe(0);
+  });
 });
