@@ -35,6 +35,7 @@ async function main(): Promise<void> {
   });
   const codec = TextCodec.load(opts.model, model.config.eosTokenIds);
   const encoder = new OffThreadEncoder(codec, opts.model);
+  encoder.start();
   await warmUp(model, opts.maxBatchTokens, opts.maxRunning);
   const scheduler = new Scheduler(model, {
     maxBatchTokens: opts.maxBatchTokens,

@@ -16,7 +16,7 @@ export type Encode = (text: string, opts?: { addBos?: boolean }) => Promise<numb
  * Tokenizes long texts on a worker thread. Byte-level BPE in JavaScript runs at about 1 MB/s, and the pod's
  * scheduler shares the main thread with HTTP: a megabyte prompt encoded there held every running stream's
  * next token back by 1.4 s. Short texts are encoded inline, where they cost less than a round trip. The
- * worker starts on first use and is replaced if it dies; requests in flight then fail.
+ * worker starts with `start()` or on first use, and is replaced if it dies; requests in flight then fail.
  */
 export class OffThreadEncoder {
   private worker: Worker | null = null;
@@ -45,6 +45,11 @@ export class OffThreadEncoder {
       this.thread().postMessage({ id, text, ...(opts.addBos === undefined ? {} : { addBos: opts.addBos }) } satisfies EncodeRequest);
     });
   };
+
+  /** Starts the thread now, so the first long prompt does not wait for it to load the tokenizer. */
+  start(): void {
+    this.thread();
+  }
 
   private thread(): Worker {
     if (this.worker) return this.worker;
