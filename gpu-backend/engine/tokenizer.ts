@@ -21,11 +21,14 @@ export class TextCodec {
   readonly bosToken: string | null;
   readonly eosToken: string | null;
   readonly eosIds: number[];
+  /** The BOS token's id, when the tokenizer has one. */
+  readonly bosId: number | undefined;
   private readonly template: Template | null;
   private readonly addBos: boolean;
 
   private constructor(private readonly tok: Tokenizer, config: Record<string, unknown>, eosIds: number[]) {
     this.bosToken = tokenText(config.bos_token);
+    this.bosId = this.bosToken === null ? undefined : tok.token_to_id(this.bosToken);
     this.eosToken = tokenText(config.eos_token);
     const tpl = config.chat_template;
     this.template = typeof tpl === "string" ? new Template(tpl) : null;
@@ -49,7 +52,7 @@ export class TextCodec {
   /** Token ids of `text`; special-token strings inside it are recognised (chat templates rely on that). */
   encode(text: string, opts: { addBos?: boolean } = {}): number[] {
     const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
-    const bos = this.bosToken === null ? undefined : this.tok.token_to_id(this.bosToken);
+    const bos = this.bosId;
     return (opts.addBos ?? this.addBos) && bos !== undefined && ids[0] !== bos ? [bos, ...ids] : ids;
   }
 

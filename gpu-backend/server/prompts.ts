@@ -145,7 +145,6 @@ export async function planCompletion(r: CompletionRequest, codec: TextCodec, enc
     }
   }
   const maxTokens = checkContext(tokenPrompts, r.max_tokens ?? 16, contextLimit, "prompt");
-  const bos = codec.bosToken === null ? undefined : codec.tokenId(codec.bosToken);
   const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
   const logprobs = r.logprobs != null;
   return {
@@ -157,7 +156,7 @@ export async function planCompletion(r: CompletionRequest, codec: TextCodec, enc
     sampling: samplingFor(r, logprobs, r.logprobs ?? 0, vocab),
     ignoreEos: r.ignore_eos === true,
     promptLogprobs: scorePrompt
-      ? { top: r.logprobs!, from: tokenPrompts.map((ids, i) => (texts[i] !== null && bos !== undefined && ids[0] === bos ? 1 : 0)) }
+      ? { top: r.logprobs!, from: tokenPrompts.map((ids, i) => (texts[i] !== null && codec.bosId !== undefined && ids[0] === codec.bosId ? 1 : 0)) }
       : null,
   };
 }
