@@ -49,6 +49,11 @@ export class ChoiceFormatter {
     return (raw !== undefined ? byteLevelBytes(raw) : null) ?? [...new TextEncoder().encode(this.tokenText(id))];
   }
 
+  /** Completions' `top_logprobs` entry for a token: alternative text → logprob. */
+  private topLogprobs(s: Sampled): Record<string, number> {
+    return Object.fromEntries(s.top.map((t) => [this.tokenText(t.token), t.logprob]));
+  }
+
   /** Records a delta; returns the logprobs object for a streamed chunk (or null when not requested). */
   record(choice: number, delta: string, s: Sampled, withLogprobs: boolean): unknown {
     const offset = this.text[choice]!.length;
@@ -65,7 +70,7 @@ export class ChoiceFormatter {
       return { content: [entry] };
     }
     const lp = this.cmplLogprobs[choice]!;
-    const top = Object.fromEntries(s.top.map((t) => [this.tokenText(t.token), t.logprob]));
+    const top = this.topLogprobs(s);
     lp.tokens.push(this.tokenText(s.token));
     lp.token_logprobs.push(s.logprob);
     lp.top_logprobs.push(top);
@@ -85,7 +90,7 @@ export class ChoiceFormatter {
       const s = q > 0 ? scores[q - 1] : undefined;
       lp.tokens.push(this.tokenText(prompt[q]!));
       lp.token_logprobs.push(s ? s.logprob : null);
-      lp.top_logprobs.push(s ? Object.fromEntries(s.top.map((t) => [this.tokenText(t.token), t.logprob])) : null);
+      lp.top_logprobs.push(s ? this.topLogprobs(s) : null);
       lp.text_offset.push(offset);
       offset += detok.push(prompt[q]!).length;
     }

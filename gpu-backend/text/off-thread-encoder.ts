@@ -31,14 +31,8 @@ export class OffThreadEncoder {
     private readonly inlineBelow = 4096,
   ) {}
 
-  readonly encode: Encode = (text, opts = {}) => {
-    if (text.length < this.inlineBelow) {
-      try {
-        return Promise.resolve(this.codec.encode(text, opts));
-      } catch (e) {
-        return Promise.reject(e);
-      }
-    }
+  readonly encode: Encode = async (text, opts = {}) => {
+    if (text.length < this.inlineBelow) return this.codec.encode(text, opts);
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -66,8 +60,7 @@ export class OffThreadEncoder {
     const fail = (e: Error) => {
       if (this.worker !== w) return;
       this.worker = null;
-      for (const p of this.pending.values()) p.reject(e);
-      this.pending.clear();
+      this.rejectPending(e);
     };
     w.on("error", fail);
     w.on("exit", (code) => fail(new Error(`the tokenizer thread exited (code ${code})`)));
@@ -78,8 +71,12 @@ export class OffThreadEncoder {
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = null;
-    for (const p of this.pending.values()) p.reject(new Error("the tokenizer thread was closed"));
-    this.pending.clear();
+    this.rejectPending(new Error("the tokenizer thread was closed"));
     await w?.terminate();
+  }
+
+  private rejectPending(e: Error): void {
+    for (const p of this.pending.values()) p.reject(e);
+    this.pending.clear();
   }
 }
