@@ -28,6 +28,11 @@ interface Rank {
   close(): Promise<void>;
 }
 
+/** `a` if it holds `n` floats, else a new shared buffer of at least twice its size (contents not kept). */
+function sharedCapacity(a: Float32Array<SharedArrayBuffer>, n: number): Float32Array<SharedArrayBuffer> {
+  return a.length >= n ? a : new Float32Array(new SharedArrayBuffer(Math.max(n, 2 * a.length) * 4));
+}
+
 /** The step's post-attention states in shared memory: copied in once per layer, read by every worker rank. */
 class SharedStates {
   data = new Float32Array(new SharedArrayBuffer(4));
@@ -35,7 +40,7 @@ class SharedStates {
   length = 0;
 
   write(hn: Float32Array): void {
-    if (this.data.length < hn.length) this.data = new Float32Array(new SharedArrayBuffer(Math.max(hn.length, 2 * this.data.length) * 4));
+    this.data = sharedCapacity(this.data, hn.length);
     this.data.set(hn);
     this.length = hn.length;
   }
@@ -69,9 +74,9 @@ class WorkerRank implements Rank {
     if (base) throw new Error("worker ranks return their share alone");
     if (this.states.length !== hn.length) throw new Error("the step's states are not in shared memory");
     if (this.sentStates !== this.states.data.buffer || this.output.length < hn.length) {
-      if (this.output.length < hn.length) this.output = new Float32Array(new SharedArrayBuffer(Math.max(hn.length, 2 * this.output.length) * 4));
+      this.output = sharedCapacity(this.output, hn.length);
       this.sentStates = this.states.data.buffer;
-      this.worker.postMessage({ type: "buffers", input: this.states.data.buffer as SharedArrayBuffer, output: this.output.buffer as SharedArrayBuffer } satisfies ToRank);
+      this.worker.postMessage({ type: "buffers", input: this.states.data.buffer, output: this.output.buffer } satisfies ToRank);
     }
     await this.request((id) => ({ type: "run", id, plan, tokens: hn.length / this.hidden }));
     return this.output.subarray(0, hn.length);
