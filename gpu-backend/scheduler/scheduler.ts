@@ -189,6 +189,8 @@ export class Scheduler {
     this.totals.steps++;
 
     const V = this.model.config.vocabSize;
+    // The last row predicts the next token ("all" brings one row per token of the chunk).
+    const lastRow = (a: Float32Array) => a.subarray(a.length - V);
     let sampled = 0;
     work.forEach(({ seq, n }, i) => {
       const l = logits[i];
@@ -196,8 +198,6 @@ export class Scheduler {
       seq.computed += n;
       this.publishFullBlocks(seq);
       if (!l || seq.cancelled || seq.computed < seq.tokens.length) return;
-      // The last row predicts the next token ("all" brings one row per token of the chunk).
-      const lastRow = (a: Float32Array) => a.subarray(a.length - V);
       const p = probs[i];
       const reason = this.sampleNext(seq, lastRow(l), p ? lastRow(p) : p);
       sampled++;
