@@ -17,7 +17,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
-import { PodMetrics, prometheus } from "./metrics.js";
+import { PodMetrics, processMetrics, prometheus } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
 export interface PodState {
@@ -126,6 +126,7 @@ export function createPodApp(d: PodDeps): Hono {
       }) },
       { name: "pod_expert_tokens_total", help: "Tokens routed to each expert.", type: "counter", samples: d.model.expertLoad.flatMap((row, layer) =>
         isMoeLayer(cfg, layer) ? Array.from(row, (v, expert) => ({ labels: { layer, expert }, value: v })) : []) },
+      ...processMetrics(),
     ]);
     return c.text(text, 200, { "content-type": "text/plain; version=0.0.4" });
   });
@@ -169,10 +170,12 @@ export function createPodApp(d: PodDeps): Hono {
     // Active from here: a drain waits for requests still being read or tokenized, not only for generations.
     d.metrics.activeRequests++;
     let done = false;
+    let unwatch = () => {};
     const settle = () => {
       if (!done) {
         done = true;
         d.metrics.activeRequests--;
+        unwatch();
       }
     };
     let admitted: Awaited<ReturnType<typeof admit>>;
@@ -216,7 +219,7 @@ export function createPodApp(d: PodDeps): Hono {
             resolve(c.json(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed"), 500));
           },
         });
-        c.req.raw.signal.addEventListener("abort", () => gen.cancel());
+        unwatch = onAbort(c.req.raw.signal, () => gen.cancel());
       });
     }
 
@@ -269,7 +272,7 @@ export function createPodApp(d: PodDeps): Hono {
             }
           },
         });
-        c.req.raw.signal.addEventListener("abort", () => gen?.cancel());
+        unwatch = onAbort(c.req.raw.signal, () => gen?.cancel());
       },
       cancel() {
         gen?.cancel();
@@ -280,4 +283,19 @@ export function createPodApp(d: PodDeps): Hono {
   }
 
   return app;
+}
+
+/**
+ * Calls `cancel` when the client goes away (at once if it already has); the returned function stops
+ * watching and must run when the request settles. A listener left behind leaks the whole request: undici
+ * keeps a Request's signal, listeners included, reachable until that Request is collected, and the listener
+ * reaches the Request back through the handler's context, so it never is.
+ */
+function onAbort(signal: AbortSignal, cancel: () => void): () => void {
+  if (signal.aborted) {
+    cancel();
+    return () => {};
+  }
+  signal.addEventListener("abort", cancel, { once: true });
+  return () => signal.removeEventListener("abort", cancel);
 }

@@ -24,8 +24,28 @@ export class PodMetrics {
   }
 }
 
+export interface MetricFamily {
+  name: string;
+  help: string;
+  type: "gauge" | "counter";
+  samples: { labels?: Record<string, string | number>; value: number }[];
+}
+
+/** The process's memory and CPU, under the names Prometheus' Node.js clients use (a leak shows here first). */
+export function processMetrics(): MetricFamily[] {
+  const m = process.memoryUsage();
+  const cpu = process.cpuUsage();
+  return [
+    { name: "process_resident_memory_bytes", help: "Resident memory size in bytes.", type: "gauge", samples: [{ value: m.rss }] },
+    { name: "nodejs_heap_size_used_bytes", help: "JavaScript heap in use, in bytes.", type: "gauge", samples: [{ value: m.heapUsed }] },
+    { name: "nodejs_heap_size_total_bytes", help: "JavaScript heap reserved, in bytes.", type: "gauge", samples: [{ value: m.heapTotal }] },
+    { name: "nodejs_external_memory_bytes", help: "Memory of C++ objects bound to JavaScript objects, in bytes.", type: "gauge", samples: [{ value: m.external }] },
+    { name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.", type: "counter", samples: [{ value: (cpu.user + cpu.system) / 1e6 }] },
+  ];
+}
+
 /** Prometheus text exposition. */
-export function prometheus(lines: { name: string; help: string; type: "gauge" | "counter"; samples: { labels?: Record<string, string | number>; value: number }[] }[]): string {
+export function prometheus(lines: MetricFamily[]): string {
   const out: string[] = [];
   for (const m of lines) {
     out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);

@@ -178,6 +178,10 @@ describe("pod", () => {
     expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/chat\/completions",status="400"\} [1-9]/m);
     expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/chat\/completions",status="404"\} [1-9]/m);
     expect(metrics).toMatch(/^pod_http_requests_total\{route="\/v1\/completions",status="200"\} [1-9]/m);
+    // The process's own gauges, for leak and saturation alerts.
+    expect(metrics).toMatch(/^process_resident_memory_bytes [1-9]\d{6,}$/m);
+    expect(metrics).toMatch(/^nodejs_heap_size_used_bytes [1-9]\d{5,}$/m);
+    expect(metrics).toMatch(/^process_cpu_seconds_total \d+(\.\d+)?$/m);
   });
 
   it("logprobs: chat top_logprobs and completion logprobs are well-formed", async () => {
