@@ -82,9 +82,19 @@ export class Scheduler {
     return this.running.length === 0 && this.resumed.length === 0 && this.queues.size === 0;
   }
 
+  /** Sequences not yet running: queued, or preempted and waiting to resume. */
+  get waiting(): number {
+    return this.queues.size + this.resumed.length;
+  }
+
+  /** Sequences of one tenant queued for admission. */
+  waitingFor(tenant: string): number {
+    return this.queues.sizeOf(tenant);
+  }
+
   stats(): SchedulerStats {
     return {
-      waiting: this.queues.size + this.resumed.length,
+      waiting: this.waiting,
       running: this.running.length,
       blocks: {
         total: this.pool.numBlocks,

@@ -12,6 +12,11 @@ export class TenantQueues<T> {
     return this.count;
   }
 
+  /** Items waiting for one tenant. */
+  sizeOf(tenant: string): number {
+    return this.queues.get(tenant)?.length ?? 0;
+  }
+
   push(tenant: string, item: T): void {
     let q = this.queues.get(tenant);
     if (!q) {

@@ -36,6 +36,8 @@ export interface PodDeps {
   metrics: PodMetrics;
   state: PodState;
   maxBodyBytes: number;
+  /** Sequences that may wait for admission (see `overloaded`). */
+  maxWaiting: number;
   /** Shared with the edge; when set, every /v1 request must carry a valid edge signature. */
   edgeSecret?: string;
 }
@@ -163,10 +165,28 @@ export function createPodApp(d: PodDeps): Hono {
     return { parsed, plan };
   }
 
+  /**
+   * Whether `choices` more sequences of `tenant` would overfill the admission queue: a full queue only adds
+   * latency and memory, and another pod may have room. Past `maxWaiting`, a tenant with nothing queued still
+   * gets in (one tenant's flood must not lock the others out), up to twice the bound. An empty queue takes any
+   * request.
+   */
+  const overloaded = (tenant: string, choices: number) => {
+    const waiting = d.scheduler.waiting;
+    if (waiting === 0 || waiting + choices <= d.maxWaiting) return false;
+    return d.scheduler.waitingFor(tenant) > 0 || waiting + choices > 2 * d.maxWaiting;
+  };
+
+  const overloadedError = () =>
+    new ApiError(503, `This pod's queue is full (${d.maxWaiting} sequences waiting at most); retry on another.`, { code: "pod_overloaded", headers: { "retry-after": "1" } });
+
   async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
     if (d.state.draining || !d.state.ready) {
       throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
     }
+    const tenant = c.req.header("x-tenant-id") || "anonymous";
+    // Refused before its body is read or tokenized when even one more sequence would not fit.
+    if (overloaded(tenant, 1)) throw overloadedError();
     // Active from here: a drain waits for requests still being read or tokenized, not only for generations.
     d.metrics.activeRequests++;
     let done = false;
@@ -186,7 +206,10 @@ export function createPodApp(d: PodDeps): Hono {
       throw e;
     }
     const { parsed, plan } = admitted;
-    const tenant = c.req.header("x-tenant-id") || "anonymous";
+    if (overloaded(tenant, plan.prompts.length * plan.n)) {
+      settle();
+      throw overloadedError();
+    }
     const ctx = {
       tenant,
       salt: chainSeed(tenant, d.modelId),

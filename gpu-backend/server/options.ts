@@ -35,6 +35,8 @@ export const PodOptionsSchema = z.object({
   kvTokens: z.coerce.number().int().positive().default(65536),
   maxBatchTokens: z.coerce.number().int().positive().default(512),
   maxRunning: z.coerce.number().int().positive().default(64),
+  /** Sequences allowed to wait for admission; past it a request gets 503 (the edge then tries another pod). */
+  maxWaiting: z.coerce.number().int().positive().default(512),
   maxBodyBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   drainTimeoutS: z.coerce.number().positive().default(300),
 });
@@ -58,6 +60,7 @@ const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--kv-tokens": "kvTokens",
   "--max-batch-tokens": "maxBatchTokens",
   "--max-running": "maxRunning",
+  "--max-waiting": "maxWaiting",
   "--max-body-bytes": "maxBodyBytes",
   "--drain-timeout-s": "drainTimeoutS",
 };

@@ -4,6 +4,29 @@ import { UsageSchema } from "./usage.js";
 
 const tokenIds = z.array(z.number().int().nonnegative());
 
+/**
+ * The most choices (prompts × n) one request may ask for: OpenAI's own cap on `n`. Every choice is a sequence
+ * on a pod, so without it a few kilobytes (20,000 one-letter prompts × n = 128) queued millions of them.
+ */
+export const MAX_CHOICES_PER_REQUEST = 128;
+
+/** How many prompts `prompt` holds: a string or one token list is one prompt; a list of either is many. */
+function promptCount(prompt: string | string[] | number[] | number[][]): number {
+  return typeof prompt === "string" || (prompt.length > 0 && typeof prompt[0] === "number") ? 1 : prompt.length;
+}
+
+function choicesWithinLimit(req: { prompt: string | string[] | number[] | number[][]; n?: number | null }, ctx: z.RefinementCtx): void {
+  const prompts = promptCount(req.prompt);
+  const n = req.n ?? 1;
+  if (prompts * n <= MAX_CHOICES_PER_REQUEST) return;
+  ctx.addIssue({
+    code: "custom",
+    path: [prompts > MAX_CHOICES_PER_REQUEST ? "prompt" : "n"],
+    message: `A request may ask for at most ${MAX_CHOICES_PER_REQUEST} choices (prompts × n); this one asks for ${prompts} × ${n}.`,
+    params: { code: "invalid_value" },
+  });
+}
+
 export const CompletionRequestSchema = z.looseObject({
   model: modelField,
   prompt: z.union([z.string(), z.array(z.string()), tokenIds, z.array(tokenIds)]),
@@ -12,7 +35,10 @@ export const CompletionRequestSchema = z.looseObject({
   best_of: z.number().int().min(1).max(20).nullish(),
   logprobs: z.number().int().min(0).max(5).nullish(),
   ...samplingFields,
-}).superRefine(streamOptionsNeedStream);
+}).superRefine((req, ctx) => {
+  streamOptionsNeedStream(req, ctx);
+  choicesWithinLimit(req, ctx);
+});
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 
 export const CompletionLogprobsSchema = z.looseObject({

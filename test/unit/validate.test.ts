@@ -62,4 +62,14 @@ describe("validateBody", () => {
     expect(validateBody(CompletionRequestSchema, { model: "m", prompt: [[1, 2], [3]] }).prompt).toEqual([[1, 2], [3]]);
     expect(paramOf({ model: "m", prompt: [1.5] }, CompletionRequestSchema).param).toMatch(/^prompt/);
   });
+  it("bounds the choices a completions request asks for (prompts × n)", () => {
+    const prompts = (k: number) => Array.from({ length: k }, () => "a");
+    expect(validateBody(CompletionRequestSchema, { model: "m", prompt: prompts(128) }).prompt).toHaveLength(128);
+    expect(validateBody(CompletionRequestSchema, { model: "m", prompt: prompts(2), n: 64 }).n).toBe(64);
+    // One token list is one prompt, however long.
+    expect(validateBody(CompletionRequestSchema, { model: "m", prompt: Array.from({ length: 500 }, (_, i) => i), n: 128 }).n).toBe(128);
+    expect(paramOf({ model: "m", prompt: prompts(129) }, CompletionRequestSchema)).toMatchObject({ param: "prompt", code: "invalid_value" });
+    expect(paramOf({ model: "m", prompt: [[1], [2], [3]], n: 43 }, CompletionRequestSchema)).toMatchObject({ param: "n", code: "invalid_value" });
+    expect(paramOf({ model: "m", prompt: prompts(20_000), n: 128 }, CompletionRequestSchema).message).toMatch(/at most 128 choices .*20000 × 128/);
+  });
 });
