@@ -69,6 +69,11 @@ export class TextCodec {
     return this.tok.id_to_token(id);
   }
 
+  /** The prompt of a conversation: its rendered template (which brings its own BOS), ready for the reply. */
+  encodeChat(turns: ChatTurn[]): number[] {
+    return this.encode(this.renderChat(turns, { addGenerationPrompt: true }), { addBos: false });
+  }
+
   /** Renders the chat template; the result already contains BOS, so encode it with `addBos: false`. */
   renderChat(messages: ChatTurn[], opts: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {}): string {
     if (!this.template) throw new Error("this model has no chat template; use /v1/completions");

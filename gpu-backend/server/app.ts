@@ -11,7 +11,7 @@ import { ApiError, errorBody, errors } from "../../src/openai/errors.js";
 import type { DeepSeekModel } from "../engine/model.js";
 import { isMoeLayer } from "../engine/config.js";
 import type { TextCodec } from "../engine/tokenizer.js";
-import type { Encode } from "../text/off-thread-encoder.js";
+import type { Encode, EncodeChat } from "../text/off-thread-encoder.js";
 import { chainSeed } from "../kv/block-pool.js";
 import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Sampled } from "../sampling/sampler.js";
@@ -28,8 +28,9 @@ export interface PodState {
 export interface PodDeps {
   model: DeepSeekModel;
   codec: TextCodec;
-  /** The codec's encode, off the event loop for long texts (see OffThreadEncoder). */
+  /** The codec's encode and encodeChat, off the event loop for large inputs (see OffThreadEncoder). */
   encode: Encode;
+  encodeChat: EncodeChat;
   scheduler: Scheduler;
   modelId: string;
   podId: string;
@@ -160,7 +161,7 @@ export function createPodApp(d: PodDeps): Hono {
     if (parsed.model !== d.modelId) throw errors.modelNotFound(parsed.model);
     const vocab = d.model.config.vocabSize;
     const plan: GenerationPlan = kind === "chat"
-      ? await planChat(parsed as never, d.codec, d.encode, vocab, contextLimit())
+      ? await planChat(parsed as never, d.codec, d.encodeChat, vocab, contextLimit())
       : await planCompletion(parsed as never, d.codec, d.encode, vocab, contextLimit());
     return { parsed, plan };
   }

@@ -3,7 +3,7 @@ import type { CompletionRequest } from "../../src/openai/completions.js";
 import { ApiError, errors } from "../../src/openai/errors.js";
 import type { TextCodec } from "../engine/tokenizer.js";
 import type { SamplingParams } from "../sampling/sampler.js";
-import type { Encode } from "../text/off-thread-encoder.js";
+import type { Encode, EncodeChat } from "../text/off-thread-encoder.js";
 
 /** What a request asks the scheduler for: one or more prompts, each sampled `n` times. */
 export interface GenerationPlan {
@@ -80,7 +80,7 @@ function checkContext(prompts: number[][], maxTokens: number | null, limit: numb
   return completion;
 }
 
-export async function planChat(r: ChatCompletionRequest, codec: TextCodec, encode: Encode, vocab: number, contextLimit: number): Promise<GenerationPlan> {
+export async function planChat(r: ChatCompletionRequest, codec: TextCodec, encodeChat: EncodeChat, vocab: number, contextLimit: number): Promise<GenerationPlan> {
   if (r.tools && r.tools.length > 0 && r.tool_choice !== "none") {
     throw errors.invalidParam("tools", "This model has no tool-calling template; send the request without tools.", "unsupported_parameter");
   }
@@ -89,7 +89,7 @@ export async function planChat(r: ChatCompletionRequest, codec: TextCodec, encod
   }
   if (!codec.hasChatTemplate) throw errors.invalidParam("messages", "This model has no chat template; use /v1/completions.", "unsupported_endpoint");
   const turns = r.messages.map((m, i) => ({ ...m, role: m.role === "developer" ? "system" : m.role, content: messageText(m, i) }));
-  const prompt = await encode(codec.renderChat(turns, { addGenerationPrompt: true }), { addBos: false });
+  const prompt = await encodeChat(turns);
   const requested = r.max_completion_tokens ?? r.max_tokens ?? null;
   const maxTokens = checkContext([prompt], requested, contextLimit, "messages");
   const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;

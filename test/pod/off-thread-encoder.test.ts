@@ -21,6 +21,19 @@ describe("OffThreadEncoder", () => {
     expect(await Promise.all(texts.map((t) => encoder.encode(t)))).toEqual(texts.map((t) => codec.encode(t)));
   });
 
+  it("renders and encodes conversations as the codec does, small ones inline and large ones on its thread", async () => {
+    const chats = new OffThreadEncoder(codec, dir); // the pod's own threshold
+    const small = [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }];
+    const large = Array.from({ length: 200 }, (_, i) => ({ role: i % 2 ? "assistant" : "user", content: `turn ${i}: naïve café` }));
+    for (const turns of [small, large]) expect(await chats.encodeChat(turns)).toEqual(codec.encodeChat(turns));
+    // Only the large one is on the thread, so only it fails when the thread closes under it.
+    const onThread = expect(chats.encodeChat(large)).rejects.toThrow(/closed/);
+    const inline = chats.encodeChat(small);
+    await chats.close();
+    await onThread;
+    expect(await inline).toEqual(codec.encodeChat(small));
+  });
+
   it("fails requests in flight when closed, and starts a new thread on the next long text", async () => {
     const inFlight = expect(encoder.encode("x ".repeat(5000))).rejects.toThrow(/closed/);
     await encoder.close();

@@ -32,6 +32,7 @@ function pod(opts: { maxWaiting: number; run: boolean }) {
     model,
     codec,
     encode: async (text, o) => codec.encode(text, o),
+    encodeChat: async (turns) => codec.encodeChat(turns),
     scheduler,
     modelId: MODEL,
     podId: "test",
