@@ -55,13 +55,22 @@ export class Scheduler {
     return Math.min(this.opts.numBlocks * this.opts.blockSize, this.model.config.maxPositions);
   }
 
-  submit(spec: SequenceSpec): Sequence {
+  /** Queues a sequence; `front` puts it ahead of its tenant's other waiting sequences. */
+  submit(spec: SequenceSpec, front = false): Sequence {
     if (this.stopping) throw new Error("scheduler is stopping");
     const seq = new Sequence(spec, this.arrivals++);
     seq.attach(this.store);
-    this.queues.push(spec.tenant, seq);
+    this.queues.push(spec.tenant, seq, front);
     this.kick();
     return seq;
+  }
+
+  /**
+   * Full blocks of a prompt that a sequence admitted after it was computed takes from the prefix cache. The
+   * last prompt token always runs through the model (it gives the logits), so its block never counts.
+   */
+  prefixBlocks(promptLength: number): number {
+    return Math.max(0, Math.floor((promptLength - 1) / this.opts.blockSize));
   }
 
   /**
@@ -229,9 +238,8 @@ export class Scheduler {
   private admit(seq: Sequence): boolean {
     const bs = this.opts.blockSize;
     const needTotal = Math.ceil(seq.tokens.length / bs);
-    // At least one token must run through the model to produce logits: never take the last token from cache.
     // A prompt being scored needs logits at every position, so it takes nothing from the cache.
-    const cacheable = seq.scoringPrompt ? 0 : Math.floor((seq.tokens.length - 1) / bs);
+    const cacheable = seq.scoringPrompt ? 0 : this.prefixBlocks(seq.tokens.length);
     const hits: number[] = [];
     const hashes: string[] = [];
     let prev = seq.spec.salt;

@@ -17,13 +17,15 @@ export class TenantQueues<T> {
     return this.queues.get(tenant)?.length ?? 0;
   }
 
-  push(tenant: string, item: T): void {
+  /** Queues an item at the back of its tenant's queue, or at the front (work of a request already admitted). */
+  push(tenant: string, item: T, front = false): void {
     let q = this.queues.get(tenant);
     if (!q) {
       this.queues.set(tenant, (q = []));
       this.order.push(tenant);
     }
-    q.push(item);
+    if (front) q.unshift(item);
+    else q.push(item);
     this.count++;
   }
 

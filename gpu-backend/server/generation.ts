@@ -26,44 +26,74 @@ export interface GenerationContext {
 /**
  * Runs one request's plan (prompts × n choices) as scheduler sequences and aggregates their outcome.
  * Usage counts each prompt once (with the prefix-cache hits of its first choice) and every choice's output.
+ *
+ * A prompt's other choices share its prefill: they are queued once its first choice has put the prompt's full
+ * blocks in the prefix cache (at its first token), ahead of the tenant's later requests. Queued together, each
+ * would compute the whole prompt again (n = 16 on a 1,000-token prompt: 16,000 prefill tokens instead of
+ * ~1,000). With `echo` + `logprobs`, the first choice's prompt scores serve all of them.
  */
 export class Generation {
   private readonly seqs: Sequence[] = [];
   private readonly stats = new Map<number, SequenceStats>();
+  /** Per prompt whose other choices wait for its first: queues them. */
+  private readonly deferred = new Map<number, () => void>();
   private remaining: number;
   private failed = false;
 
-  constructor(private readonly scheduler: Scheduler, private readonly plan: GenerationPlan, ctx: GenerationContext, private readonly h: GenerationHandlers) {
+  constructor(private readonly scheduler: Scheduler, private readonly plan: GenerationPlan, private readonly ctx: GenerationContext, private readonly h: GenerationHandlers) {
     this.remaining = plan.prompts.length * plan.n;
     plan.prompts.forEach((prompt, p) => {
-      for (let k = 0; k < plan.n; k++) {
-        const choice = p * plan.n + k;
-        this.seqs.push(
-          scheduler.submit({
-            id: `${ctx.requestId}/${choice}`,
-            salt: ctx.salt,
-            tenant: ctx.tenant,
-            prompt,
-            maxTokens: plan.maxTokens,
-            stop: plan.stop,
-            eosIds: ctx.eosIds,
-            ignoreEos: plan.ignoreEos,
-            sampling: plan.sampling(choice),
-            promptLogprobs: plan.promptLogprobs?.top ?? null,
-            decode: ctx.decode,
-            sink: {
-              onToken: (delta, sampled) => this.h.onDelta(choice, delta, sampled),
-              onPrompt: (scores) => this.h.onPrompt(choice, scores),
-              onFinish: (reason, stats, error) => this.finished(choice, reason, stats, error),
-            },
-          }),
-        );
-      }
+      const first = p * plan.n;
+      this.submit(first, prompt, false);
+      const others = () => {
+        for (let k = 1; k < plan.n; k++) this.submit(first + k, prompt, true);
+      };
+      if (plan.n > 1 && scheduler.prefixBlocks(prompt.length) > 0) this.deferred.set(p, others);
+      else others();
     });
   }
 
-  /** The client went away: cancel everything still running. */
+  private submit(choice: number, prompt: number[], front: boolean): void {
+    const { plan, ctx } = this;
+    const p = Math.floor(choice / plan.n);
+    const first = choice % plan.n === 0;
+    const seq = this.scheduler.submit({
+      id: `${ctx.requestId}/${choice}`,
+      salt: ctx.salt,
+      tenant: ctx.tenant,
+      prompt,
+      maxTokens: plan.maxTokens,
+      stop: plan.stop,
+      eosIds: ctx.eosIds,
+      ignoreEos: plan.ignoreEos,
+      sampling: plan.sampling(choice),
+      promptLogprobs: first ? (plan.promptLogprobs?.top ?? null) : null,
+      decode: ctx.decode,
+      sink: {
+        onToken: (delta, sampled) => {
+          if (first) this.releaseOthers(p);
+          this.h.onDelta(choice, delta, sampled);
+        },
+        onPrompt: (scores) => {
+          for (let k = 0; k < plan.n; k++) this.h.onPrompt(choice + k, scores);
+        },
+        onFinish: (reason, stats, error) => this.finished(choice, reason, stats, error),
+      },
+    }, front);
+    this.seqs.push(seq);
+  }
+
+  /** Queues prompt `p`'s other choices, once its first has cached the prompt (and only if all is still well). */
+  private releaseOthers(p: number): void {
+    const others = this.deferred.get(p);
+    if (!others) return;
+    this.deferred.delete(p);
+    if (!this.failed) others();
+  }
+
+  /** The client went away: cancel everything still running, and queue nothing more. */
   cancel(): void {
+    this.deferred.clear();
     for (const s of this.seqs) this.scheduler.cancel(s);
   }
 

@@ -88,6 +88,23 @@ describe("pod", () => {
     expect(a.usage!.prompt_tokens).toBe(b.usage!.prompt_tokens);
   });
 
+  it("n choices of a long prompt compute it once: the others start from its cached blocks", async () => {
+    const prompt = Array.from({ length: 150 }, (_, i) => 40 + ((i * 37) % 900));
+    const totals = async () => ((await (await fetch(`${pod.url}/load`)).json()) as { totals: { prompt_tokens: number; cached_prompt_tokens: number } }).totals;
+    const before = await totals();
+    const r = await client.completions.create({ model: MODEL, prompt, max_tokens: 3, temperature: 0, n: 4 });
+    const after = await totals();
+    expect(after.prompt_tokens - before.prompt_tokens).toBe(4 * 150);
+    // Blocks of 16: the first choice computes all 150 tokens; each other takes ⌊149 / 16⌋ = 9 blocks from the cache.
+    expect(after.cached_prompt_tokens - before.cached_prompt_tokens).toBe(3 * 144);
+    // The prompt is billed once, as computed by the first choice.
+    expect(r.usage!.prompt_tokens).toBe(150);
+    expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
+    // Greedy: every choice says what one request alone says.
+    const one = (await client.completions.create({ model: MODEL, prompt, max_tokens: 3, temperature: 0 })).choices[0]!.text;
+    expect(r.choices.map((c) => c.text)).toEqual([one, one, one, one]);
+  });
+
   it("stop strings end the text even across chunk boundaries, and never leak a partial stop string", async () => {
     const full = await greedy(prompts[2]!, undefined, 40);
     // A stop string that straddles token boundaries: take a slice of the greedy text.
@@ -229,6 +246,12 @@ describe("pod", () => {
       const at = plp.text_offset![i]!;
       expect(c.text.slice(at, at + t.length)).toBe(t);
     });
+    // n choices: the prompt is scored once, and every choice echoes those scores.
+    const three = await client.completions.create({ model: MODEL, prompt, echo: true, logprobs: 1, max_tokens: 3, temperature: 0, n: 3 });
+    for (const ch of three.choices) {
+      expect(ch.logprobs!.tokens!.slice(0, promptCount).join("")).toBe(prompt);
+      expect(ch.logprobs!.token_logprobs!.slice(0, promptCount)).toEqual(plp.token_logprobs!.slice(0, promptCount));
+    }
 
     const withSuffix = await client.completions.create({ model: MODEL, prompt: "def f(", suffix: "return x", echo: true, logprobs: 1, max_tokens: 2 }).catch((e) => e);
     expect(withSuffix).toMatchObject({ status: 400, param: "suffix" });
