@@ -17,6 +17,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
+import { jsonResponse } from "./json-response.js";
 import { PodMetrics, processMetrics, prometheus } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
@@ -219,13 +220,13 @@ export function createPodApp(d: PodDeps): Hono {
       decode: (ids: number[]) => d.codec.decode(ids),
     };
     const choices = plan.prompts.length * plan.n;
-    const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend);
+    const stream = parsed.stream === true;
+    const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend, stream);
     const withLogprobs = plan.sampling(0).logprobs;
     const recordPrompt = (choice: number, scores: Sampled[]) => {
       const p = Math.floor(choice / plan.n);
       if (plan.promptLogprobs) fmt.recordPrompt(choice, plan.prompts[p]!, plan.promptLogprobs.from[p]!, scores);
     };
-    const stream = parsed.stream === true;
     const includeUsage = stream && parsed.stream_options?.include_usage === true;
 
     if (!stream) {
@@ -236,7 +237,7 @@ export function createPodApp(d: PodDeps): Hono {
           onChoiceEnd: (choice, reason) => fmt.end(choice, reason),
           onComplete: (usage) => {
             settle();
-            resolve(c.json(fmt.full(usage, withLogprobs)));
+            resolve(jsonResponse(fmt.full(usage, withLogprobs)));
           },
           onFailure: (err) => {
             settle();

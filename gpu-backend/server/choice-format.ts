@@ -6,18 +6,30 @@ import type { TextCodec } from "../engine/tokenizer.js";
 import type { Sampled } from "../sampling/sampler.js";
 import { Detokenizer } from "../text/detokenizer.js";
 
+type ChatLogprob = NonNullable<NonNullable<ChatCompletion["choices"][number]["logprobs"]>["content"]>[number];
+interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
 /**
- * OpenAI response objects for both endpoints, built from per-choice deltas. One instance per request:
- * it accumulates text (for non-streaming answers) and text offsets (for completions logprobs).
+ * OpenAI response objects for both endpoints, built from per-choice deltas. One instance per request: it
+ * accumulates text (for non-streaming answers) and text offsets (for completions logprobs). A non-streaming
+ * answer's logprobs are kept as JSON text as they come: a token's entry with 20 alternatives is ~1.6 KB of
+ * JSON but ~15 KB as objects (128 choices × 1,000 such tokens held 2.4 GB). A stream keeps none.
  */
 export class ChoiceFormatter {
   readonly id: string;
   readonly created = Math.floor(Date.now() / 1000);
   private readonly text: string[] = [];
-  private readonly chatLogprobs: NonNullable<NonNullable<ChatCompletion["choices"][number]["logprobs"]>["content"]>[] = [];
-  private readonly cmplLogprobs: { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: (Record<string, number> | null)[]; text_offset: number[] }[] = [];
-  /** Per choice: the echoed prompt's logprobs object, sent with the echo chunk when streaming. */
-  private readonly promptLogprobs: unknown[] = [];
+  /** Non-streaming only, per choice: chat `logprobs.content` entries, as JSON. */
+  private readonly chatLogprobs: string[][] = [];
+  /** Non-streaming only, per choice: completions logprobs, `top_logprobs` entries as JSON. */
+  private readonly cmplLogprobs: { tokens: string[]; token_logprobs: (number | null)[]; top_logprobs: string[]; text_offset: number[] }[] = [];
+  /** Streaming only, per choice: the echoed prompt's logprobs, sent with the echo chunk. */
+  private readonly promptLogprobs: CompletionLogprobs[] = [];
   private readonly finish: ("stop" | "length" | null)[] = [];
   readonly systemFingerprint: string;
 
@@ -29,6 +41,7 @@ export class ChoiceFormatter {
     private readonly echo: string[] | null,
     private readonly n: number,
     backend: string,
+    private readonly streaming: boolean,
   ) {
     this.id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replace(/-/g, "")}`;
     this.systemFingerprint = `fp_moe_edge_${backend}`;
@@ -60,22 +73,26 @@ export class ChoiceFormatter {
     this.text[choice] += delta;
     if (!withLogprobs) return null;
     if (this.kind === "chat") {
-      const entry = {
+      const entry: ChatLogprob = {
         token: this.tokenText(s.token),
         logprob: s.logprob,
         bytes: this.tokenBytes(s.token),
         top_logprobs: s.top.map((t) => ({ token: this.tokenText(t.token), logprob: t.logprob, bytes: this.tokenBytes(t.token) })),
       };
-      this.chatLogprobs[choice]!.push(entry);
+      if (!this.streaming) this.chatLogprobs[choice]!.push(JSON.stringify(entry));
       return { content: [entry] };
     }
+    const one: CompletionLogprobs = { tokens: [this.tokenText(s.token)], token_logprobs: [s.logprob], top_logprobs: [this.topLogprobs(s)], text_offset: [offset] };
+    if (!this.streaming) this.keepCompletionLogprobs(choice, one);
+    return one;
+  }
+
+  private keepCompletionLogprobs(choice: number, add: CompletionLogprobs): void {
     const lp = this.cmplLogprobs[choice]!;
-    const top = this.topLogprobs(s);
-    lp.tokens.push(this.tokenText(s.token));
-    lp.token_logprobs.push(s.logprob);
-    lp.top_logprobs.push(top);
-    lp.text_offset.push(offset);
-    return { tokens: [lp.tokens.at(-1)], token_logprobs: [s.logprob], top_logprobs: [top], text_offset: [offset] };
+    lp.tokens.push(...add.tokens);
+    lp.token_logprobs.push(...add.token_logprobs);
+    for (const top of add.top_logprobs) lp.top_logprobs.push(JSON.stringify(top));
+    lp.text_offset.push(...add.text_offset);
   }
 
   /**
@@ -83,18 +100,19 @@ export class ChoiceFormatter {
    * choice's completions logprobs, as OpenAI's `echo` does. A token with nothing before it gets null.
    */
   recordPrompt(choice: number, prompt: number[], from: number, scores: Sampled[]): void {
-    const lp = this.cmplLogprobs[choice]!;
+    const echo: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
     const detok = new Detokenizer((ids) => this.codec.decode(ids));
     let offset = 0;
     for (let q = from; q < prompt.length; q++) {
       const s = q > 0 ? scores[q - 1] : undefined;
-      lp.tokens.push(this.tokenText(prompt[q]!));
-      lp.token_logprobs.push(s ? s.logprob : null);
-      lp.top_logprobs.push(s ? this.topLogprobs(s) : null);
-      lp.text_offset.push(offset);
+      echo.tokens.push(this.tokenText(prompt[q]!));
+      echo.token_logprobs.push(s ? s.logprob : null);
+      echo.top_logprobs.push(s ? this.topLogprobs(s) : null);
+      echo.text_offset.push(offset);
       offset += detok.push(prompt[q]!).length;
     }
-    this.promptLogprobs[choice] = { tokens: [...lp.tokens], token_logprobs: [...lp.token_logprobs], top_logprobs: [...lp.top_logprobs], text_offset: [...lp.text_offset] };
+    if (this.streaming) this.promptLogprobs[choice] = echo;
+    else this.keepCompletionLogprobs(choice, echo);
   }
 
   /** The logprobs of a choice's echo chunk, or null. */
@@ -124,27 +142,41 @@ export class ChoiceFormatter {
     return { ...this.header(), object: this.kind === "chat" ? "chat.completion.chunk" : "text_completion", choices: [], usage } as ChatCompletionChunk | Completion;
   }
 
-  /** The whole answer, for non-streaming requests. */
-  full(usage: Usage, withLogprobs: boolean): ChatCompletion | Completion {
-    if (this.kind === "chat") {
-      return {
-        ...this.header(),
-        object: "chat.completion",
-        choices: this.text.map((t, i) => ({
-          index: i,
-          message: { role: "assistant", content: t, refusal: null },
-          logprobs: withLogprobs ? { content: this.chatLogprobs[i]! } : null,
-          finish_reason: this.finish[i] ?? "stop",
-        })),
-        usage,
-      };
-    }
-    return {
-      ...this.header(),
-      object: "text_completion",
-      choices: this.text.map((t, i) => ({ index: i, text: t, logprobs: withLogprobs ? this.cmplLogprobs[i]! : null, finish_reason: this.finish[i] ?? "stop" })),
-      usage,
+  /**
+   * The whole answer of a non-streaming request (a `chat.completion` or `text_completion`), as JSON text in
+   * pieces: with logprobs it can outgrow the longest string JavaScript allows.
+   */
+  full(usage: Usage, withLogprobs: boolean): string[] {
+    const head = JSON.stringify({ ...this.header(), object: this.kind === "chat" ? "chat.completion" : "text_completion" });
+    const parts = [head.slice(0, -1), ',"choices":['];
+    /** A JSON array whose elements are already JSON, one piece each. */
+    const array = (items: string[]) => {
+      parts.push("[");
+      items.forEach((x, k) => parts.push(k ? `,${x}` : x));
+      parts.push("]");
     };
+    this.text.forEach((t, i) => {
+      if (i > 0) parts.push(",");
+      if (this.kind === "chat") {
+        parts.push(`{"index":${i},"message":${JSON.stringify({ role: "assistant", content: t, refusal: null })},"logprobs":`);
+        if (withLogprobs) {
+          parts.push('{"content":');
+          array(this.chatLogprobs[i]!);
+          parts.push("}");
+        } else parts.push("null");
+      } else {
+        parts.push(`{"index":${i},"text":${JSON.stringify(t)},"logprobs":`);
+        if (withLogprobs) {
+          const lp = this.cmplLogprobs[i]!;
+          parts.push(`{"tokens":${JSON.stringify(lp.tokens)},"token_logprobs":${JSON.stringify(lp.token_logprobs)},"top_logprobs":`);
+          array(lp.top_logprobs);
+          parts.push(`,"text_offset":${JSON.stringify(lp.text_offset)}}`);
+        } else parts.push("null");
+      }
+      parts.push(`,"finish_reason":${JSON.stringify(this.finish[i] ?? "stop")}}`);
+    });
+    parts.push(`],"usage":${JSON.stringify(usage)}}`);
+    return parts;
   }
 
   get choiceCount(): number {

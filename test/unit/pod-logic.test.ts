@@ -7,6 +7,7 @@ import { Scheduler } from "../../gpu-backend/scheduler/scheduler.js";
 import type { SequenceSpec } from "../../gpu-backend/scheduler/sequence.js";
 import { TenantQueues } from "../../gpu-backend/scheduler/tenant-queues.js";
 import { Detokenizer } from "../../gpu-backend/text/detokenizer.js";
+import { jsonResponse } from "../../gpu-backend/server/json-response.js";
 
 describe("BlockPool", () => {
   it("hands out free blocks, then evicts cached ones least-recently-used first", () => {
@@ -148,6 +149,36 @@ describe("TenantQueues", () => {
       q.remove(x.startsWith("f") ? "flood" : "single", x);
     }
     expect(order.slice(0, 2)).toEqual(["f0", "s0"]);
+  });
+  it("counts each tenant's items and can queue an admitted request's work ahead of its tenant's others", () => {
+    const q = new TenantQueues<string>();
+    q.push("a", "a0");
+    q.push("a", "a1");
+    q.push("a", "a0-more", true);
+    expect(q.sizeOf("a")).toBe(3);
+    expect(q.sizeOf("b")).toBe(0);
+    expect(q.peek()).toBe("a0-more");
+  });
+});
+
+describe("jsonResponse", () => {
+  it("sends JSON text given in pieces as one body, over several chunks when there are many pieces", async () => {
+    const items = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ i, s: "é\n" }));
+    const pieces = ['{"items":[', ...items.map((x, i) => (i ? `,${x}` : x)), "]}"];
+    const res = jsonResponse(pieces);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    let chunks = 0;
+    let text = "";
+    const decoder = new TextDecoder();
+    const reader = res.body!.getReader();
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      chunks++;
+      text += decoder.decode(r.value, { stream: true });
+    }
+    expect(chunks).toBe(3);
+    expect(JSON.parse(text)).toEqual({ items: items.map((x) => JSON.parse(x)) });
+    expect(await jsonResponse(['{"a":', "1}"]).json()).toEqual({ a: 1 });
   });
 });
 
