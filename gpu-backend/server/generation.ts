@@ -44,12 +44,16 @@ export class Generation {
     this.remaining = plan.prompts.length * plan.n;
     plan.prompts.forEach((prompt, p) => {
       const first = p * plan.n;
-      this.submit(first, prompt, false);
-      const others = () => {
-        for (let k = 1; k < plan.n; k++) this.submit(first + k, prompt, true);
-      };
-      if (plan.n > 1 && scheduler.prefixBlocks(prompt.length) > 0) this.deferred.set(p, others);
-      else others();
+      // With `echo` + `logprobs` the others wait even when nothing is cached: they echo the first's scores.
+      if (plan.n > 1 && (plan.promptLogprobs || scheduler.prefixBlocks(prompt.length) > 0)) {
+        this.submit(first, prompt, false);
+        // Later, each to the front of the tenant's queue: in reverse, so they still run in choice order.
+        this.deferred.set(p, () => {
+          for (let k = plan.n - 1; k >= 1; k--) this.submit(first + k, prompt, true);
+        });
+      } else {
+        for (let k = 0; k < plan.n; k++) this.submit(first + k, prompt, false);
+      }
     });
   }
 

@@ -230,6 +230,12 @@ describe("pod", () => {
       expect(lp.token_logprobs![q]).toBeCloseTo(forced.choices[0]!.logprobs!.token_logprobs![0]!, 4);
       expect(Object.keys(lp.top_logprobs![q]!)).toHaveLength(2);
     }
+    // Streamed with n = 2: each choice's echo chunk carries the prompt's scores (computed once, by the first).
+    const both = await client.completions.create({ model: MODEL, prompt: ids, echo: true, logprobs: 2, max_tokens: 2, temperature: 0, n: 2, stream: true });
+    const echoChunks = new Map<number, unknown>();
+    for await (const ch of both) for (const c of ch.choices) if (!echoChunks.has(c.index)) echoChunks.set(c.index, c.logprobs!.token_logprobs);
+    expect([...echoChunks.keys()].sort()).toEqual([0, 1]);
+    for (const scores of echoChunks.values()) expect(scores).toEqual(lp.token_logprobs!.slice(0, ids.length));
 
     // Text: the server's BOS is not echoed; tokens and offsets rebuild the prompt. A cached prompt is still scored.
     const prompt = "The weather and the news and the price of tokens in the cache, again and again. ".repeat(3);
