@@ -2,8 +2,10 @@ import { parentPort, workerData } from "node:worker_threads";
 import { TextCodec } from "../engine/tokenizer.js";
 import type { EncodeReply, EncodeRequest } from "./off-thread-encoder.js";
 
-/** The pod's tokenizer thread: encodes long texts and large conversations with the model's own tokenizer and
- * chat template (see OffThreadEncoder). */
+/**
+ * The pod's tokenizer thread: encodes long texts, and renders and encodes large conversations, with the
+ * model's own tokenizer and chat template (see OffThreadEncoder).
+ */
 const codec = TextCodec.load((workerData as { dir: string }).dir);
 const port = parentPort!;
 port.on("message", (m: EncodeRequest) => {

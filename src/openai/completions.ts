@@ -8,7 +8,7 @@ const tokenIds = z.array(z.number().int().nonnegative());
  * The most choices (prompts × n) one request may ask for: OpenAI's own cap on `n`. Every choice is a sequence
  * on a pod, so without it a few kilobytes (20,000 one-letter prompts × n = 128) queued millions of them.
  */
-export const MAX_CHOICES_PER_REQUEST = 128;
+const MAX_CHOICES_PER_REQUEST = 128;
 
 /** How many prompts `prompt` holds: a string or one token list is one prompt; a list of either is many. */
 function promptCount(prompt: string | string[] | number[] | number[][]): number {
