@@ -92,7 +92,13 @@ export class Generation {
     const others = this.deferred.get(p);
     if (!others) return;
     this.deferred.delete(p);
-    if (!this.failed) others();
+    if (this.failed) return;
+    // This runs inside a scheduler step: a refusal (a pod stopping) must fail this request, not the step.
+    try {
+      others();
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
+    }
   }
 
   /** The client went away: cancel everything still running, and queue nothing more. */
@@ -121,9 +127,14 @@ export class Generation {
       if (this.remaining === 0 && !this.failed) this.h.onComplete(this.usage());
       return;
     }
+    this.fail(error ?? new Error(reason === "cancelled" ? "generation was cancelled" : "generation failed"));
+  }
+
+  /** A choice failed or could not start: the rest are cancelled and the request fails, once. */
+  private fail(error: Error): void {
     if (this.failed) return;
     this.failed = true;
     this.cancel();
-    this.h.onFailure(error ?? new Error(reason === "cancelled" ? "generation was cancelled" : "generation failed"), this.usage());
+    this.h.onFailure(error, this.usage());
   }
 }
