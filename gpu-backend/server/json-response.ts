@@ -1,11 +1,18 @@
-/** Pieces joined per body chunk: large enough that a small answer is one chunk, small enough to stay cheap. */
+/** Pieces joined per body chunk: few chunks for a large answer, each cheap to build. */
 const PIECES_PER_CHUNK = 4096;
+/** Below this many characters an answer is sent as one string, with its length known up front. */
+const SINGLE_STRING_BELOW = 1 << 20;
 
 /**
- * A 200 JSON response from JSON text given in pieces, sent chunk by chunk: an answer of hundreds of megabytes
- * (128 choices with logprobs) never has to exist as one string, which JavaScript caps at ~512 M characters.
+ * A 200 JSON response from JSON text given in pieces. A large one is sent chunk by chunk: an answer of hundreds
+ * of megabytes (128 choices with logprobs) never has to exist as one string, which JavaScript caps at ~512 M
+ * characters.
  */
 export function jsonResponse(pieces: string[]): Response {
+  const headers = { "content-type": "application/json" };
+  let size = 0;
+  for (const p of pieces) size += p.length;
+  if (size < SINGLE_STRING_BELOW) return new Response(pieces.join(""), { status: 200, headers });
   const encoder = new TextEncoder();
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
@@ -19,5 +26,5 @@ export function jsonResponse(pieces: string[]): Response {
       next = end;
     },
   });
-  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+  return new Response(body, { status: 200, headers });
 }

@@ -162,8 +162,8 @@ describe("TenantQueues", () => {
 });
 
 describe("jsonResponse", () => {
-  it("sends JSON text given in pieces as one body, over several chunks when there are many pieces", async () => {
-    const items = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ i, s: "é\n" }));
+  it("sends JSON text given in pieces as one body: a small one as one string, a large one over several chunks", async () => {
+    const items = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ i, s: `é\n${"x".repeat(150)}` }));
     const pieces = ['{"items":[', ...items.map((x, i) => (i ? `,${x}` : x)), "]}"];
     const res = jsonResponse(pieces);
     expect(res.status).toBe(200);
@@ -178,7 +178,8 @@ describe("jsonResponse", () => {
     }
     expect(chunks).toBe(3);
     expect(JSON.parse(text)).toEqual({ items: items.map((x) => JSON.parse(x)) });
-    expect(await jsonResponse(['{"a":', "1}"]).json()).toEqual({ a: 1 });
+    const small = jsonResponse(['{"a":', "1}"]);
+    expect(await small.text()).toBe('{"a":1}');
   });
 });
 
