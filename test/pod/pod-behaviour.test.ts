@@ -236,6 +236,14 @@ describe("pod", () => {
     for await (const ch of both) for (const c of ch.choices) if (!echoChunks.has(c.index)) echoChunks.set(c.index, c.logprobs!.token_logprobs);
     expect([...echoChunks.keys()].sort()).toEqual([0, 1]);
     for (const scores of echoChunks.values()) expect(scores).toEqual(lp.token_logprobs!.slice(0, ids.length));
+    // Not streamed, two short prompts × n = 2: every choice's logprobs open with its own prompt's echo.
+    const pairs = await client.completions.create({ model: MODEL, prompt: ["The cat", "A dog sat"], echo: true, logprobs: 1, max_tokens: 3, temperature: 0.9, seed: 5, n: 2 });
+    for (const ch of pairs.choices) {
+      const echoedText = ch.index < 2 ? "The cat" : "A dog sat";
+      const k = ch.logprobs!.tokens!.findIndex((_, i) => ch.logprobs!.tokens!.slice(0, i + 1).join("") === echoedText);
+      expect(k).toBeGreaterThanOrEqual(0);
+      expect(ch.logprobs!.text_offset!.slice(0, k + 1)).toEqual(ch.logprobs!.tokens!.slice(0, k + 1).map((_, i) => ch.logprobs!.tokens!.slice(0, i).join("").length));
+    }
 
     // Text: the server's BOS is not echoed; tokens and offsets rebuild the prompt. A cached prompt is still scored.
     const prompt = "The weather and the news and the price of tokens in the cache, again and again. ".repeat(3);
