@@ -39,8 +39,9 @@ export class StreamAssembler {
     if (chunk.usage) this.usage = chunk.usage as Usage;
     for (const c of (chunk.choices as { index: number; delta?: { content?: string | null }; text?: string; finish_reason: string | null }[] | undefined) ?? []) {
       const piece = this.kind === "chat" ? c.delta?.content : c.text;
-      if (piece) this.texts.set(c.index, [...(this.texts.get(c.index) ?? []), piece]);
-      else if (!this.texts.has(c.index)) this.texts.set(c.index, []);
+      let pieces = this.texts.get(c.index);
+      if (!pieces) this.texts.set(c.index, (pieces = []));
+      if (piece) pieces.push(piece);
       if (c.finish_reason) this.finish.set(c.index, c.finish_reason);
     }
   }
