@@ -158,8 +158,9 @@ export class Scheduler {
     //    may hit a sequence already picked for this step: it leaves the step too.
     for (const seq of [...this.running]) {
       if (seq.pending !== 1 || !this.running.includes(seq)) continue;
+      const preemptions = this.totals.preemptions;
       const ok = this.ensureBlocks(seq, seq.computed + 1);
-      work = work.filter((w) => this.running.includes(w.seq));
+      if (this.totals.preemptions !== preemptions) work = work.filter((w) => this.running.includes(w.seq));
       if (ok) work.push({ seq, n: 1 });
     }
     let budget = this.opts.maxBatchTokens - work.length;
