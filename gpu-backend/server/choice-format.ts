@@ -87,12 +87,15 @@ export class ChoiceFormatter {
     return one;
   }
 
+  /** Appends entries (one token's, or a whole echoed prompt's: a loop, as spreading 100k+ would overflow). */
   private keepCompletionLogprobs(choice: number, add: CompletionLogprobs): void {
     const lp = this.cmplLogprobs[choice]!;
-    lp.tokens.push(...add.tokens);
-    lp.token_logprobs.push(...add.token_logprobs);
-    for (const top of add.top_logprobs) lp.top_logprobs.push(JSON.stringify(top));
-    lp.text_offset.push(...add.text_offset);
+    for (let k = 0; k < add.tokens.length; k++) {
+      lp.tokens.push(add.tokens[k]!);
+      lp.token_logprobs.push(add.token_logprobs[k] ?? null);
+      lp.top_logprobs.push(JSON.stringify(add.top_logprobs[k]));
+      lp.text_offset.push(add.text_offset[k]!);
+    }
   }
 
   /**
