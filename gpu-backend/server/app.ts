@@ -42,6 +42,8 @@ export interface PodDeps {
   maxWaiting: number;
   /** Shared with the edge; when set, every /v1 request must carry a valid edge signature. */
   edgeSecret?: string;
+  /** Bytes of a stream its client may leave unread before it is cancelled (default 64 MiB). */
+  maxUnreadBytes?: number;
 }
 
 /** The pod's HTTP surface: OpenAI-compatible `/v1/*` plus `/health`, `/load` and `/metrics`. */
@@ -250,6 +252,7 @@ export function createPodApp(d: PodDeps): Hono {
 
     const enc = new TextEncoder();
     let gen: Generation | null = null;
+    const maxUnread = d.maxUnreadBytes ?? 64 * 1024 * 1024;
     const body = new ReadableStream<Uint8Array>({
       start(ctl) {
         const send = (s: string) => {
@@ -258,6 +261,8 @@ export function createPodApp(d: PodDeps): Hono {
           } catch {
             /* the client is gone; cancel() below stops generation */
           }
+          // A client that stops reading would have the pod hold its whole answer (hundreds of MB with logprobs).
+          if (STREAM_HIGH_WATER_BYTES - (ctl.desiredSize ?? 0) > maxUnread) gen?.cancel(new Error(`the client left more than ${maxUnread} bytes of the stream unread`));
         };
         const started = new Set<number>();
         const open = (choice: number) => {
@@ -303,12 +308,15 @@ export function createPodApp(d: PodDeps): Hono {
         gen?.cancel();
         settle();
       },
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER_BYTES }));
     return new Response(body, { headers: SSE_HEADERS });
   }
 
   return app;
 }
+
+/** Bytes a stream queues before it reports backpressure (the queue's size is high water − desired size). */
+const STREAM_HIGH_WATER_BYTES = 64 * 1024;
 
 /**
  * Calls `cancel` when the client goes away (at once if it already has); the returned function stops

@@ -39,6 +39,8 @@ export class Generation {
   private readonly deferred = new Map<number, () => void>();
   private remaining: number;
   private failed = false;
+  /** Why `cancel` was called, when its caller said: the request's failure then reports it. */
+  private cancelReason: Error | null = null;
 
   constructor(private readonly scheduler: Scheduler, private readonly plan: GenerationPlan, private readonly ctx: GenerationContext, private readonly h: GenerationHandlers) {
     this.remaining = plan.prompts.length * plan.n;
@@ -101,8 +103,9 @@ export class Generation {
     }
   }
 
-  /** The client went away: cancel everything still running, and queue nothing more. */
-  cancel(): void {
+  /** The client went away (or stopped reading): cancel everything still running, and queue nothing more. */
+  cancel(reason?: Error): void {
+    this.cancelReason ??= reason ?? null;
     this.deferred.clear();
     for (const s of this.seqs) this.scheduler.cancel(s);
   }
@@ -127,7 +130,7 @@ export class Generation {
       if (this.remaining === 0 && !this.failed) this.h.onComplete(this.usage());
       return;
     }
-    this.fail(error ?? new Error(reason === "cancelled" ? "generation was cancelled" : "generation failed"));
+    this.fail(error ?? this.cancelReason ?? new Error(reason === "cancelled" ? "generation was cancelled" : "generation failed"));
   }
 
   /** A choice failed or could not start: the rest are cancelled and the request fails, once. */

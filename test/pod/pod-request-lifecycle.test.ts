@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 /** An app over its own scheduler; `run: false` leaves the scheduler stopped, so every request stays queued. */
-function pod(opts: { maxWaiting: number; run: boolean }) {
+function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number }) {
   const scheduler = new Scheduler(model, { maxBatchTokens: 256, maxRunning: 8, numBlocks: 64, blockSize: 16 });
   schedulers.push(scheduler);
   if (opts.run) scheduler.start();
@@ -40,6 +40,7 @@ function pod(opts: { maxWaiting: number; run: boolean }) {
     state: { ready: true, draining: false },
     maxBodyBytes: 1 << 20,
     maxWaiting: opts.maxWaiting,
+    ...(opts.maxUnreadBytes ? { maxUnreadBytes: opts.maxUnreadBytes } : {}),
   });
   return { scheduler, app };
 }
@@ -94,6 +95,20 @@ describe("a request's abort signal", () => {
     expect(after.running).toBe(0);
     expect(after.blocks.used).toBe(0);
     expect(abortListeners(req)).toBe(0);
+  });
+});
+
+describe("a stream whose client stops reading", () => {
+  it("is cancelled once more than the bound is left unread, and says why", async () => {
+    const p = pod({ maxWaiting: 64, run: true, maxUnreadBytes: 4096 });
+    // Nothing reads this body: its chunks pile up in the pod.
+    const res = await p.app.fetch(request({ max_tokens: 400, stream: true, ignore_eos: true, logprobs: 5 }));
+    const after = await eventually(10_000, async () => p.scheduler.stats(), (s) => s.running === 0);
+    expect(after.running).toBe(0);
+    expect(after.blocks.used).toBe(0);
+    const events = (await res.text()).split("\n\n").filter((e) => e.startsWith("data: {"));
+    expect(events.at(-1)).toMatch(/left more than 4096 bytes of the stream unread/);
+    expect(events.length).toBeLessThan(100);
   });
 });
 
