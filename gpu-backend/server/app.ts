@@ -210,7 +210,8 @@ export function createPodApp(d: PodDeps): Hono {
       throw e;
     }
     const { parsed, plan } = admitted;
-    if (overloaded(tenant, plan.prompts.length * plan.n)) {
+    const choices = plan.prompts.length * plan.n;
+    if (overloaded(tenant, choices)) {
       settle();
       throw overloadedError();
     }
@@ -221,7 +222,6 @@ export function createPodApp(d: PodDeps): Hono {
       eosIds: d.codec.eosIds,
       decode: (ids: number[]) => d.codec.decode(ids),
     };
-    const choices = plan.prompts.length * plan.n;
     const stream = parsed.stream === true;
     const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend, stream);
     const withLogprobs = plan.sampling(0).logprobs;

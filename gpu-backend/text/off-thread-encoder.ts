@@ -2,7 +2,9 @@ import type { Worker } from "node:worker_threads";
 import type { ChatTurn, TextCodec } from "../engine/tokenizer.js";
 import { spawnSiblingWorker } from "../threads/spawn-worker.js";
 
-export type EncodeRequest = { id: number; text: string; addBos?: boolean } | { id: number; chat: ChatTurn[] };
+/** What the tokenizer thread is asked to do: encode a text, or render and encode a conversation. */
+type EncodeJob = { text: string; addBos?: boolean } | { chat: ChatTurn[] };
+export type EncodeRequest = EncodeJob & { id: number };
 export type EncodeReply = { id: number; ids: Int32Array } | { id: number; error: string };
 
 /** `TextCodec.encode`, answered asynchronously. */
@@ -45,7 +47,7 @@ export class OffThreadEncoder {
     return this.onThread({ chat: turns });
   };
 
-  private onThread(req: { text: string; addBos?: boolean } | { chat: ChatTurn[] }): Promise<number[]> {
+  private onThread(req: EncodeJob): Promise<number[]> {
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
