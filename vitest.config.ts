@@ -32,7 +32,7 @@ export default defineConfig({
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");
             const price = { input_per_mtok: 0.27, cached_input_per_mtok: 0.07, output_per_mtok: 1.1 };
-            const models: Record<string, unknown>[] = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief"].map((id) => ({
+            const models: Record<string, unknown>[] = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief", "test-big"].map((id) => ({
               id,
               upstreams: [upstream],
               pricing: price,
@@ -40,6 +40,7 @@ export default defineConfig({
             models.push(
               { id: "test-failover", upstreams: [DEAD, upstream], upstream_model: "test-echo" } as never,
               { id: "test-dead", upstreams: [DEAD, DEAD] },
+              { id: "test-big-alias", upstreams: [upstream], upstream_model: "test-big" } as never,
               { id: "test-all-500", upstreams: [upstream, upstream], upstream_model: "test-500" } as never,
               { id: "test-registry", upstreams: [] } as never,
               { id: "test-unserved", upstreams: [] } as never,
@@ -56,6 +57,7 @@ export default defineConfig({
                   MODELS: JSON.stringify(models),
                   AUTH_CACHE_TTL_SECONDS: "1",
                   UPSTREAM_TIMEOUT_MS: "5000",
+                  MAX_BUFFERED_ANSWER_BYTES: "65536",
                   TEST_MIGRATIONS: await readD1Migrations("workers/gateway/migrations"),
                   UPSTREAM_URL: upstream,
                 },

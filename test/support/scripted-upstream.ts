@@ -13,6 +13,9 @@ import type { AddressInfo } from "node:net";
  *   test-cut      streams two chunks then drops the connection
  *   test-hold     answers one chunk, then waits for GET /_release?marker=<last user message> (usage: 10 tokens)
  *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
+ *   test-big      a non-streaming answer of max_tokens words, each with logprobs (~100 bytes a word), sent in
+ *                 16 KiB pieces with usage before a last member; a last user message of "cut" drops the
+ *                 connection halfway, "garbage" answers the same bulk as HTML
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -42,6 +45,27 @@ const words = (body: Record<string, unknown>): string[] => {
     : String(body.prompt ?? "");
   return text.split(/\s+/).filter(Boolean);
 };
+
+/** See `test-big` above. */
+function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string): Response {
+  const text = Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
+  const logprobs = { content: Array.from({ length: n }, (_, i) => ({ token: `w${i}`, logprob: -0.25, bytes: null, top_logprobs: [{ token: "x", logprob: -2 }] })) };
+  const usage = { prompt_tokens: 4, completion_tokens: n, total_tokens: n + 4 };
+  const choice = chat ? { index: 0, message: { role: "assistant", content: text }, logprobs, finish_reason: "length" } : { index: 0, text, logprobs, finish_reason: "length" };
+  const json = JSON.stringify({ id, object: chat ? "chat.completion" : "text_completion", created: 1, model, choices: [choice], usage, system_fingerprint: "fp_big" });
+  const bytes = new TextEncoder().encode(mode === "garbage" ? `<html>${json}</html>` : json);
+  const end = mode === "cut" ? bytes.length >> 1 : bytes.length;
+  return new Response(
+    new ReadableStream<Uint8Array>({
+      start(ctl) {
+        for (let o = 0; o < end; o += 16384) ctl.enqueue(bytes.subarray(o, Math.min(o + 16384, end)));
+        if (mode === "cut") setTimeout(() => ctl.error(new Error("connection dropped")), 10);
+        else ctl.close();
+      },
+    }),
+    { headers: { "content-type": "application/json" } },
+  );
+}
 
 export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream> {
   const requests: RecordedRequest[] = [];
@@ -97,6 +121,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
     if (model === "test-garbage") return c.text("<html>not json</html>", 200);
+    if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "));
 
     if (model === "test-hold" || model === "test-brief") {
       const tenant = headers["x-tenant-id"] ?? "";

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { eventually } from "../support/eventually.js";
 import { authed, gw, newTenantKey } from "./helpers.js";
 
 interface UpstreamState {
@@ -107,6 +108,59 @@ describe("chat completions", () => {
     const last = JSON.parse(events.at(-1)!);
     expect(last.error).toMatchObject({ type: "server_error", code: "upstream_stream_error" });
     expect(events.filter((e) => e !== "[DONE]").length).toBe(3);
+  });
+});
+
+describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTES, 64 KiB in tests)", () => {
+  const rowsOf = async (tenant: string) =>
+    (await env.DB.prepare("SELECT status, completion_tokens, estimated FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ status: string; completion_tokens: number; estimated: number }>()).results;
+  const big = (content: string, extra: Record<string, unknown> = {}) => chat(content, { model: "test-big", max_tokens: 3000, ...extra });
+
+  it("passes the answer through with the public model name, metered from its usage, never cached", async () => {
+    const { key, tenant } = await newTenantKey();
+    const request = big(`big ${tenant}`, { model: "test-big-alias", temperature: 0 });
+    for (let round = 0; round < 2; round++) {
+      const res = await gw("/v1/chat/completions", authed(key, request));
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-cache")).toBe("MISS"); // the second would be a HIT had the first been stored
+      const text = await res.text();
+      expect(text.length).toBeGreaterThan(4 * 65536);
+      const body = JSON.parse(text) as { model: string; choices: { message: { content: string }; logprobs: { content: unknown[] } }[]; usage: unknown; system_fingerprint: string };
+      expect(body.model).toBe("test-big-alias");
+      expect(body.choices[0]!.message.content.split(" ")).toHaveLength(3000);
+      expect(body.choices[0]!.logprobs.content).toHaveLength(3000);
+      expect(body.usage).toEqual({ prompt_tokens: 4, completion_tokens: 3000, total_tokens: 3004 });
+      expect(body.system_fingerprint).toBe("fp_big");
+    }
+    expect((await upstreamState()).requests.filter((r) => JSON.stringify(r.body).includes(tenant))).toHaveLength(2);
+    const rows = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 2);
+    expect(rows).toEqual([0, 1].map(() => ({ status: "completed", completion_tokens: 3000, estimated: 0 })));
+  });
+
+  it("ends the client's body in an error when the backend breaks off, and meters an estimate", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("cut")));
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+  });
+
+  it("cancels the backend's answer when the client stops reading", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("leave")));
+    const reader = res.body!.getReader();
+    expect((await reader.read()).done).toBe(false);
+    await reader.cancel();
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "cancelled", estimated: 1 });
+  });
+
+  it("answers 502 when a large answer does not start as a JSON object", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("garbage")));
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { type: string } }).error.type).toBe("server_error");
   });
 });
 

@@ -27,6 +27,7 @@ export interface Env {
   MAX_BODY_BYTES?: string;
   AUTH_CACHE_TTL_SECONDS?: string;
   UPSTREAM_TIMEOUT_MS?: string;
+  MAX_BUFFERED_ANSWER_BYTES?: string;
 }
 
 export type AppEnv = {
@@ -49,6 +50,11 @@ const SettingsSchema = z.object({
   registryCacheMs: z.coerce.number().int().min(0).default(5_000),
   /** How long a concurrency lease lives if its request never settles (a crashed isolate). */
   limitLeaseMs: z.coerce.number().int().positive().default(600_000),
+  /**
+   * A non-streaming answer up to this size is parsed at the edge (metered, relabelled, cacheable); a larger one
+   * passes through as it arrives, so an isolate (128 MB) never holds tens of MB of logprobs and their parse.
+   */
+  maxBufferedAnswerBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
 });
 
 export interface Settings extends z.infer<typeof SettingsSchema> {
@@ -69,6 +75,7 @@ export function settingsFor(env: Env): Settings {
     healthSnapshotMs: env.HEALTH_SNAPSHOT_MS || undefined,
     registryCacheMs: env.REGISTRY_CACHE_MS || undefined,
     limitLeaseMs: env.LIMIT_LEASE_MS || undefined,
+    maxBufferedAnswerBytes: env.MAX_BUFFERED_ANSWER_BYTES || undefined,
   });
   const settings = { ...base, catalog: parseCatalog(env.MODELS ?? []) };
   cached = { env, settings };

@@ -14,6 +14,7 @@ import { reportFailure, reportSuccess } from "../routing/health-view.js";
 import { chooseTargets } from "../routing/router.js";
 import type { InferenceRequest } from "../routes/inference.js";
 import { forward, type Forwarded } from "./forward.js";
+import { passThroughAnswer, readUpTo } from "./unbuffered-answer.js";
 
 export interface BackendCall {
   entry: CatalogEntry;
@@ -126,7 +127,23 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     return new Response(rewriteSse(response.body, tap, c.req.raw.signal), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
-  const text = await response.text();
+  const body = await readUpTo(response.body, settings.maxBufferedAnswerBytes);
+  if ("head" in body) {
+    // Too large to parse here: passed through as it comes, metered from its usage, not cached.
+    call.onAnswer(null);
+    let settle!: (o: StreamOutcome) => void;
+    const outcome = new Promise<StreamOutcome>((r) => (settle = r));
+    const passed = passThroughAnswer(body.head, body.reader, { ...(publicModel ? { publicModel } : {}), signal: c.req.raw.signal, onFinish: settle });
+    if (!passed) throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
+    waitUntil(
+      outcome.then((o) => {
+        if (o.status === "failed") takeOut(target);
+        return finish(o);
+      }),
+    );
+    return new Response(passed, { status: response.status, headers: { "content-type": "application/json", ...headers } });
+  }
+  const text = new TextDecoder().decode(body.whole);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;
