@@ -21,6 +21,11 @@ export function isDeterministic(body: Record<string, unknown>): boolean {
   return body.temperature === 0 || (typeof body.seed === "number" && Number.isInteger(body.seed));
 }
 
+/** Chat's `logprobs: true`, or completions' `logprobs: <n>` (0 included: the sampled tokens' own). */
+export function wantsLogprobs(body: Record<string, unknown>): boolean {
+  return body.logprobs === true || typeof body.logprobs === "number";
+}
+
 function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value && typeof value === "object") {

@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 /**
  * An OpenAI-compatible upstream whose behaviour is chosen by the model name, for testing how the gateway
  * forwards, streams, fails over and cancels. Tests of the real model use the real pod instead.
- *   test-echo     answers with the last user message's words (stream or not), with usage
+ *   test-echo     answers with the last user message's words (stream or not), with usage; chat with
+ *                 `logprobs: true` gives each word a logprob of -(its position + 1) / 8
  *   test-500      HTTP 500
  *   test-400      an OpenAI-shaped 400 (context_length_exceeded)
  *   test-garbage  HTTP 200 that is not JSON / not an event stream
@@ -170,14 +171,16 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
 
-    const chunk = (piece: string | null, finish: string | null) => ({
+    const logprob = (i: number) => ({ token: i === 0 ? w[0] : ` ${w[i]}`, logprob: -(i + 1) / 8, bytes: null, top_logprobs: [] });
+    const withLogprobs = chat && body.logprobs === true;
+    const chunk = (piece: string | null, finish: string | null, word?: number) => ({
       id,
       object: chat ? "chat.completion.chunk" : "text_completion",
       created: 1,
       model,
       choices: [
         chat
-          ? { index: 0, delta: piece === null ? {} : { content: piece }, logprobs: null, finish_reason: finish }
+          ? { index: 0, delta: piece === null ? {} : { content: piece }, logprobs: withLogprobs && word !== undefined ? { content: [logprob(word)] } : null, finish_reason: finish }
           : { index: 0, text: piece ?? "", logprobs: null, finish_reason: finish },
       ],
       ...((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage ? { usage: null } : {}),
@@ -192,7 +195,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
         model,
         choices: [
           chat
-            ? { index: 0, message: { role: "assistant", content: text }, logprobs: null, finish_reason: "stop" }
+            ? { index: 0, message: { role: "assistant", content: text }, logprobs: withLogprobs ? { content: w.map((_, i) => logprob(i)) } : null, finish_reason: "stop" }
             : { index: 0, text, logprobs: null, finish_reason: "stop" },
         ],
         usage,
@@ -218,7 +221,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
           return;
         }
         if (chat) send(ctl, { ...chunk(null, null), choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
-        w.forEach((word, i) => send(ctl, chunk(i === 0 ? word : ` ${word}`, null)));
+        w.forEach((word, i) => send(ctl, chunk(i === 0 ? word : ` ${word}`, null, i)));
         send(ctl, chunk(null, "stop"));
         if (includeUsage) send(ctl, { id, object: chat ? "chat.completion.chunk" : "text_completion", created: 1, model, choices: [], usage });
         send(ctl, "[DONE]");

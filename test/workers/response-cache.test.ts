@@ -56,6 +56,27 @@ describe("edge response cache", () => {
     expect(await seenUpstream(m)).toHaveLength(1);
   });
 
+  it("keeps logprobs: a JSON answer with them is replayed whole; a stream asking for them bypasses the cache", async () => {
+    const { key } = await newTenantKey();
+    const m = crypto.randomUUID();
+    const logprobsOf = (b: { choices: { logprobs: { content: { logprob: number }[] } | null }[] }) => b.choices[0]!.logprobs?.content.map((e) => e.logprob);
+    const want = [1, 2, 3].map((i) => -i / 8); // "cache me <marker>": three words
+    // A stream's entry would keep text only, so a streamed request for logprobs neither writes nor reads one.
+    const streamed = await gw("/v1/chat/completions", authed(key, body(m, { logprobs: true, stream: true })));
+    expect(streamed.headers.get("x-cache")).toBe("BYPASS");
+    const chunks = (await events(streamed)).filter((e) => e !== "[DONE]").map((e) => JSON.parse(e) as { choices: { logprobs: { content: { logprob: number }[] } | null }[] });
+    expect(chunks.flatMap((ch) => ch.choices[0]?.logprobs?.content.map((e) => e.logprob) ?? [])).toEqual(want);
+    for (const expected of ["MISS", "HIT"]) {
+      const res = await gw("/v1/chat/completions", authed(key, body(m, { logprobs: true })));
+      expect(res.headers.get("x-cache")).toBe(expected);
+      expect(logprobsOf((await res.json()) as never)).toEqual(want);
+    }
+    const again = await gw("/v1/chat/completions", authed(key, body(m, { logprobs: true, stream: true })));
+    expect(again.headers.get("x-cache")).toBe("BYPASS");
+    await again.text();
+    expect(await seenUpstream(m)).toHaveLength(3);
+  });
+
   it("never gives tenant B tenant A's cached answer for an identical body", async () => {
     const a = await newTenantKey();
     const b = await newTenantKey();

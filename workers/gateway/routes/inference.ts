@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { modelAllowed } from "../../../src/auth/key-policy.js";
 import { replayAsJson, replayAsStream, type CachedAnswer } from "../../../src/cache/completion-replay.js";
-import { isDeterministic, responseCacheKey } from "../../../src/cache/response-key.js";
+import { isDeterministic, responseCacheKey, wantsLogprobs } from "../../../src/cache/response-key.js";
 import type { CatalogEntry } from "../../../src/config/catalog.js";
 import { SSE_HEADERS } from "../../../src/http/sse.js";
 import { readValidBody } from "../../../src/http/request-body.js";
@@ -74,7 +74,10 @@ async function cachePlan(c: Context<AppEnv>, raw: Record<string, unknown>, path:
   const settings = c.get("auth").responseCache;
   const directives = (c.req.header("cache-control") ?? "").toLowerCase();
   const noStore = directives.includes("no-store");
-  const usable = settings.enabled && isDeterministic(raw) && !noStore;
+  // A stream's cache entry keeps its text only and a replayed stream carries no logprobs, so a request for
+  // logprobs uses the cache only as JSON, whose entry keeps them whole.
+  const logprobsLost = raw.stream === true && wantsLogprobs(raw);
+  const usable = settings.enabled && isDeterministic(raw) && !noStore && !logprobsLost;
   if (!usable) return { read: false, write: false, key: "", ttl: 0 };
   return { read: !directives.includes("no-cache"), write: true, key: await responseCacheKey(c.get("auth").tenantId, path, raw), ttl: settings.ttl_seconds };
 }
