@@ -146,6 +146,15 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(row).toMatchObject({ status: "failed", estimated: 1 });
   });
 
+  it("answers 502 when the backend breaks off an answer small enough to buffer, and meters an estimate", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("cut", { max_tokens: 100 })));
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+  });
+
   it("cancels the backend's answer when the client stops reading", async () => {
     const { key, tenant } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, big("leave")));

@@ -14,7 +14,7 @@ import { reportFailure, reportSuccess } from "../routing/health-view.js";
 import { chooseTargets } from "../routing/router.js";
 import type { InferenceRequest } from "../routes/inference.js";
 import { forward, type Forwarded } from "./forward.js";
-import { passThroughAnswer, readUpTo } from "./unbuffered-answer.js";
+import { passThroughAnswer, readUpTo, type BodyHead } from "./unbuffered-answer.js";
 
 export interface BackendCall {
   entry: CatalogEntry;
@@ -127,7 +127,16 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     return new Response(rewriteSse(response.body, tap, c.req.raw.signal), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
-  const body = await readUpTo(response.body, settings.maxBufferedAnswerBytes);
+  let body: BodyHead;
+  try {
+    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes);
+  } catch (e) {
+    // The model worked on it: metered (as an estimate), and the backend is out of rotation for a while.
+    takeOut(target);
+    waitUntil(finish({ status: "failed", usage: null, chunks: 0, error: String(e) }));
+    call.onAnswer(null);
+    throw errors.upstreamError(`The backend for model '${entry.id}' broke off its answer.`);
+  }
   if ("head" in body) {
     // Too large to parse here: passed through as it comes, metered from its usage, not cached.
     call.onAnswer(null);
