@@ -17,7 +17,7 @@ import type { Scheduler } from "../scheduler/scheduler.js";
 import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
-import { jsonResponse } from "./json-response.js";
+import { heldJsonResponse } from "./json-response.js";
 import { PodMetrics, processMetrics, prometheus } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
@@ -44,6 +44,8 @@ export interface PodDeps {
   edgeSecret?: string;
   /** Bytes of a stream its client may leave unread before it is cancelled (default 64 MiB). */
   maxUnreadBytes?: number;
+  /** How often a non-streaming answer in the making sends a space (see heldJsonResponse). */
+  keepaliveMs?: number;
 }
 
 /** The pod's HTTP surface: OpenAI-compatible `/v1/*` plus `/health`, `/load` and `/metrics`. */
@@ -232,22 +234,24 @@ export function createPodApp(d: PodDeps): Hono {
     const includeUsage = stream && parsed.stream_options?.include_usage === true;
 
     if (!stream) {
-      return new Promise<Response>((resolve) => {
-        const gen = new Generation(d.scheduler, plan, ctx, {
+      let gen!: Generation;
+      const answer = new Promise<string[]>((resolve) => {
+        gen = new Generation(d.scheduler, plan, ctx, {
           onDelta: (choice, text, s) => void fmt.record(choice, text, s, withLogprobs),
           onPrompt: recordPrompt,
           onChoiceEnd: (choice, reason) => fmt.end(choice, reason),
           onComplete: (usage) => {
             settle();
-            resolve(jsonResponse(fmt.full(usage, withLogprobs)));
+            resolve(fmt.full(usage, withLogprobs));
           },
           onFailure: (err) => {
             settle();
-            resolve(c.json(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed"), 500));
+            resolve([JSON.stringify(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed"))]);
           },
         });
-        unwatch = onAbort(c.req.raw.signal, () => gen.cancel());
       });
+      unwatch = onAbort(c.req.raw.signal, () => gen.cancel());
+      return heldJsonResponse(answer, d.keepaliveMs ?? 5_000, () => gen.cancel());
     }
 
     const enc = new TextEncoder();

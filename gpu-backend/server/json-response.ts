@@ -1,30 +1,51 @@
 /** Pieces joined per body chunk: few chunks for a large answer, each cheap to build. */
 const PIECES_PER_CHUNK = 4096;
-/** Below this many characters an answer is sent as one string, with its length known up front. */
-const SINGLE_STRING_BELOW = 1 << 20;
+const SPACE = new Uint8Array([0x20]);
 
 /**
- * A 200 JSON response from JSON text given in pieces. A large one is sent chunk by chunk: an answer of hundreds
- * of megabytes (128 choices with logprobs) never has to exist as one string, which JavaScript caps at ~512 M
- * characters.
+ * The 200 JSON response of a non-streaming completion, sent while it is generated. Its head goes out at once,
+ * then a space every `keepaliveMs` until `answer` settles (JSON allows leading whitespace): the edge waits only
+ * so long for a response head, and could not tell a long generation from a silent pod otherwise; no proxy on
+ * the way idles the connection out either. The answer's text comes in pieces and is sent chunk by chunk, so an
+ * answer of hundreds of megabytes (128 choices with logprobs) never has to exist as one string, which
+ * JavaScript caps at ~512 M characters. The head fixes the status, so `answer` must always resolve: with an
+ * OpenAI error object where generation failed. `onCancel`: the client left.
  */
-export function jsonResponse(pieces: string[]): Response {
-  const headers = { "content-type": "application/json" };
-  let size = 0;
-  for (const p of pieces) size += p.length;
-  if (size < SINGLE_STRING_BELOW) return new Response(pieces.join(""), { status: 200, headers });
+export function heldJsonResponse(answer: Promise<string[]>, keepaliveMs: number, onCancel: () => void): Response {
   const encoder = new TextEncoder();
+  let pieces: string[] | null = null;
+  const ready = answer.then((p) => {
+    pieces = p;
+  });
+  let headSent = false;
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
-    pull(ctl) {
-      if (next >= pieces.length) {
+    async pull(ctl) {
+      if (!headSent) {
+        headSent = true;
+        ctl.enqueue(SPACE); // a first byte makes the server send the head now
+        return;
+      }
+      if (!pieces) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const idle = await Promise.race([ready.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), keepaliveMs)))]);
+        clearTimeout(timer);
+        if (idle) {
+          ctl.enqueue(SPACE);
+          return;
+        }
+      }
+      if (next >= pieces!.length) {
         ctl.close();
         return;
       }
-      const end = Math.min(pieces.length, next + PIECES_PER_CHUNK);
-      ctl.enqueue(encoder.encode(pieces.slice(next, end).join("")));
+      const end = Math.min(pieces!.length, next + PIECES_PER_CHUNK);
+      ctl.enqueue(encoder.encode(pieces!.slice(next, end).join("")));
       next = end;
     },
+    cancel() {
+      onCancel();
+    },
   });
-  return new Response(body, { status: 200, headers });
+  return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
 }

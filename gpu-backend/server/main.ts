@@ -49,7 +49,7 @@ async function main(): Promise<void> {
 
   const edgeSecret = process.env.POD_EDGE_SECRET || undefined;
   if (!edgeSecret) log("POD_EDGE_SECRET is not set: requests are not authenticated (development only)");
-  const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, ...(edgeSecret ? { edgeSecret } : {}) });
+  const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, ...(edgeSecret ? { edgeSecret } : {}) });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
   await new Promise<void>((r) => server.once("listening", () => r()));
   state.ready = true;

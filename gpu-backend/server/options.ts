@@ -39,6 +39,8 @@ export const PodOptionsSchema = z.object({
   maxWaiting: z.coerce.number().int().positive().default(512),
   maxBodyBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   drainTimeoutS: z.coerce.number().positive().default(300),
+  /** A non-streaming answer in the making sends a space this often; the edge fails a pod silent for longer than its upstream timeout. */
+  keepaliveMs: z.coerce.number().int().positive().default(5_000),
 });
 export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number };
 
@@ -63,6 +65,7 @@ const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--max-waiting": "maxWaiting",
   "--max-body-bytes": "maxBodyBytes",
   "--drain-timeout-s": "drainTimeoutS",
+  "--keepalive-ms": "keepaliveMs",
 };
 
 export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): PodOptions {

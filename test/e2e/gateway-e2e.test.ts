@@ -22,8 +22,9 @@ beforeAll(async () => {
     modelDir: inject("tinyModelDir"),
     modelId: MODEL,
     regions: [{ id: "local", name: "Local", latitude: 0, longitude: 0 }],
-    pods: [{ id: "pod-e2e", region: "local", port: 0 }],
-    vars: { AUTH_CACHE_TTL_SECONDS: "2" },
+    // A short upstream timeout, so a non-streaming answer can outlast it (the pod keeps the line alive).
+    pods: [{ id: "pod-e2e", region: "local", port: 0, args: ["--keepalive-ms", "250"] }],
+    vars: { AUTH_CACHE_TTL_SECONDS: "2", UPSTREAM_TIMEOUT_MS: "2000" },
     log: (l) => logs.push(l),
   });
   client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.demoKey, maxRetries: 0 });
@@ -47,6 +48,14 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
     expect(r.choices[0]!.message.role).toBe("assistant");
     expect(r.usage!.completion_tokens).toBeGreaterThan(0);
     expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
+  });
+
+  it("answers a non-streaming completion that takes longer than the gateway's upstream timeout", async () => {
+    const t0 = performance.now();
+    const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Take your time." }], max_tokens: 1500, temperature: 0, ignore_eos: true } as never);
+    expect(performance.now() - t0).toBeGreaterThan(2000);
+    expect(r.usage!.completion_tokens).toBe(1500);
+    expect(r.choices[0]!.finish_reason).toBe("length");
   });
 
   it("streams chunks, then exactly one usage chunk, and ends at [DONE]", async () => {

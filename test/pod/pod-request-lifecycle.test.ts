@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 /** An app over its own scheduler; `run: false` leaves the scheduler stopped, so every request stays queued. */
-function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number }) {
+function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number; keepaliveMs?: number }) {
   const scheduler = new Scheduler(model, { maxBatchTokens: 256, maxRunning: 8, numBlocks: 64, blockSize: 16 });
   schedulers.push(scheduler);
   if (opts.run) scheduler.start();
@@ -41,6 +41,7 @@ function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number }
     maxBodyBytes: 1 << 20,
     maxWaiting: opts.maxWaiting,
     ...(opts.maxUnreadBytes ? { maxUnreadBytes: opts.maxUnreadBytes } : {}),
+    ...(opts.keepaliveMs ? { keepaliveMs: opts.keepaliveMs } : {}),
   });
   return { scheduler, app };
 }
@@ -95,6 +96,28 @@ describe("a request's abort signal", () => {
     expect(after.running).toBe(0);
     expect(after.blocks.used).toBe(0);
     expect(abortListeners(req)).toBe(0);
+  });
+});
+
+describe("a non-streaming answer", () => {
+  it("sends its head at once and a space per keepalive period while it waits; a failure after the head is an OpenAI error object", async () => {
+    const p = pod({ maxWaiting: 64, run: false, keepaliveMs: 20 });
+    const res = await p.app.fetch(request({ max_tokens: 4 }));
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    // Queued behind a stopped scheduler: nothing is generated, yet the head and then spaces come.
+    for (let k = 0; k < 3; k++) expect(decoder.decode((await reader.read()).value)).toBe(" ");
+    const forward = model.forward;
+    model.forward = () => Promise.reject(new Error("the device fell off the bus"));
+    try {
+      p.scheduler.start();
+      let text = "";
+      for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+      expect(JSON.parse(text)).toEqual({ error: { message: "Generation failed: the device fell off the bus", type: "server_error", param: null, code: "generation_failed" } });
+    } finally {
+      model.forward = forward;
+    }
   });
 });
 

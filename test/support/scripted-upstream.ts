@@ -16,7 +16,9 @@ import type { AddressInfo } from "node:net";
  *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
  *   test-big      a non-streaming answer of max_tokens words, each with logprobs (~100 bytes a word), sent in
  *                 16 KiB pieces with usage before a last member; a last user message of "cut" drops the
- *                 connection halfway, "garbage" answers the same bulk as HTML
+ *                 connection halfway, "garbage" answers the same bulk as HTML; as a pod does while it
+ *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), and "silent"
+ *                 one space and then nothing
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -49,12 +51,27 @@ const words = (body: Record<string, unknown>): string[] => {
 
 /** See `test-big` above. */
 function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string): Response {
+  const enc = new TextEncoder();
+  if (mode === "fail" || mode === "silent") {
+    const failure = { error: { message: "Generation failed: out of device memory", type: "server_error", param: null, code: "generation_failed" } };
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(enc.encode(" "));
+          if (mode === "silent") return;
+          ctl.enqueue(enc.encode(`  ${JSON.stringify(failure)}`));
+          ctl.close();
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
+  }
   const text = Array.from({ length: n }, (_, i) => `w${i}`).join(" ");
   const logprobs = { content: Array.from({ length: n }, (_, i) => ({ token: `w${i}`, logprob: -0.25, bytes: null, top_logprobs: [{ token: "x", logprob: -2 }] })) };
   const usage = { prompt_tokens: 4, completion_tokens: n, total_tokens: n + 4 };
   const choice = chat ? { index: 0, message: { role: "assistant", content: text }, logprobs, finish_reason: "length" } : { index: 0, text, logprobs, finish_reason: "length" };
   const json = JSON.stringify({ id, object: chat ? "chat.completion" : "text_completion", created: 1, model, choices: [choice], usage, system_fingerprint: "fp_big" });
-  const bytes = new TextEncoder().encode(mode === "garbage" ? `<html>${json}</html>` : json);
+  const bytes = enc.encode(mode === "garbage" ? `<html>${json}</html>` : json);
   const end = mode === "cut" ? bytes.length >> 1 : bytes.length;
   return new Response(
     new ReadableStream<Uint8Array>({

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { DeepSeekModel, SequenceStep } from "../../gpu-backend/engine/model.js";
 import { BlockPool, blockHash, chainSeed } from "../../gpu-backend/kv/block-pool.js";
 import { SequenceSampler, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
@@ -7,7 +7,7 @@ import { Scheduler } from "../../gpu-backend/scheduler/scheduler.js";
 import type { SequenceSpec } from "../../gpu-backend/scheduler/sequence.js";
 import { TenantQueues } from "../../gpu-backend/scheduler/tenant-queues.js";
 import { Detokenizer } from "../../gpu-backend/text/detokenizer.js";
-import { jsonResponse } from "../../gpu-backend/server/json-response.js";
+import { heldJsonResponse } from "../../gpu-backend/server/json-response.js";
 
 describe("BlockPool", () => {
   it("hands out free blocks, then evicts cached ones least-recently-used first", () => {
@@ -161,25 +161,46 @@ describe("TenantQueues", () => {
   });
 });
 
-describe("jsonResponse", () => {
-  it("sends JSON text given in pieces as one body: a small one as one string, a large one over several chunks", async () => {
-    const items = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ i, s: `é\n${"x".repeat(150)}` }));
-    const pieces = ['{"items":[', ...items.map((x, i) => (i ? `,${x}` : x)), "]}"];
-    const res = jsonResponse(pieces);
-    expect(res.status).toBe(200);
-    expect(res.headers.get("content-type")).toBe("application/json");
-    let chunks = 0;
-    let text = "";
-    const decoder = new TextDecoder();
-    const reader = res.body!.getReader();
-    for (let r = await reader.read(); !r.done; r = await reader.read()) {
-      chunks++;
-      text += decoder.decode(r.value, { stream: true });
+describe("heldJsonResponse", () => {
+  it("sends its head and a space per keepalive period until the answer is ready, then the answer's pieces over a few chunks", async () => {
+    vi.useFakeTimers();
+    try {
+      let ready!: (pieces: string[]) => void;
+      const res = heldJsonResponse(new Promise((r) => (ready = r)), 1000, () => {});
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-type")).toBe("application/json");
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
+      expect(decoder.decode((await reader.read()).value)).toBe(" ");
+      for (let k = 0; k < 3; k++) {
+        const next = reader.read();
+        await vi.advanceTimersByTimeAsync(1000);
+        expect(decoder.decode((await next).value)).toBe(" ");
+      }
+      const items = Array.from({ length: 10_000 }, (_, i) => JSON.stringify({ i, s: `é\n${"x".repeat(150)}` }));
+      const next = reader.read();
+      await vi.advanceTimersByTimeAsync(400);
+      ready(['{"items":[', ...items.map((x, i) => (i ? `,${x}` : x)), "]}"]);
+      let text = decoder.decode((await next).value, { stream: true });
+      let chunks = 1;
+      for (let r = await reader.read(); !r.done; r = await reader.read()) {
+        chunks++;
+        text += decoder.decode(r.value, { stream: true });
+      }
+      expect(chunks).toBe(3);
+      expect(JSON.parse(text)).toEqual({ items: items.map((x) => JSON.parse(x)) });
+    } finally {
+      vi.useRealTimers();
     }
-    expect(chunks).toBe(3);
-    expect(JSON.parse(text)).toEqual({ items: items.map((x) => JSON.parse(x)) });
-    const small = jsonResponse(['{"a":', "1}"]);
-    expect(await small.text()).toBe('{"a":1}');
+  });
+
+  it("tells its owner when the client cancels the body", async () => {
+    let cancelled = 0;
+    const res = heldJsonResponse(new Promise(() => {}), 1000, () => cancelled++);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(cancelled).toBe(1);
   });
 });
 

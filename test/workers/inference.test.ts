@@ -155,6 +155,24 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(row).toMatchObject({ status: "failed", estimated: 1 });
   });
 
+  it("answers 502 with the backend's error when its generation fails after it sent a 200 head", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("fail")));
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: { message: "Generation failed: out of device memory", type: "server_error", param: null, code: "generation_failed" } });
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+  });
+
+  it("gives up on a backend silent for the upstream timeout in the middle of an answer", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("silent")));
+    expect(res.status).toBe(502);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+  }, 15_000);
+
   it("cancels the backend's answer when the client stops reading", async () => {
     const { key, tenant } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, big("leave")));

@@ -39,7 +39,10 @@ const SettingsSchema = z.object({
   maxBodyBytes: z.coerce.number().int().positive().default(1024 * 1024),
   /** How long a key lookup is trusted at the edge; a revocation takes effect everywhere within this time. */
   authCacheTtlSeconds: z.coerce.number().min(0).default(30),
-  /** Deadline for an upstream to send response headers (the first byte), per attempt. */
+  /**
+   * Deadline for an upstream to send response headers (the first byte), per attempt; also the longest silence
+   * inside a non-streaming answer (a pod sends a space every few seconds while it generates one).
+   */
   upstreamTimeoutMs: z.coerce.number().int().positive().default(30_000),
   /** Backends tried for one request before giving up (failover before the first byte). */
   upstreamMaxAttempts: z.coerce.number().int().positive().default(3),

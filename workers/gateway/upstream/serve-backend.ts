@@ -129,7 +129,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
 
   let body: BodyHead;
   try {
-    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes);
+    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamTimeoutMs);
   } catch (e) {
     // The model worked on it: metered (as an estimate), and the backend is out of rotation for a while.
     takeOut(target);
@@ -152,13 +152,21 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     );
     return new Response(passed, { status: response.status, headers: { "content-type": "application/json", ...headers } });
   }
-  const text = new TextDecoder().decode(body.whole);
+  // Trimmed: a pod sends spaces ahead of an answer while it generates.
+  const text = new TextDecoder().decode(body.whole).trim();
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;
   } catch {
     call.onAnswer(null);
     throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
+  }
+  const failed = ErrorBodySchema.safeParse(json);
+  if (failed.success) {
+    // The generation failed after the pod had sent its head (so with a 200): its error, as a bad gateway.
+    waitUntil(finish({ status: "failed", usage: null, chunks: 0, error: failed.data.error.message }));
+    call.onAnswer(null);
+    throw new ApiError(502, failed.data.error.message, { type: "server_error", code: failed.data.error.code ?? "upstream_error" });
   }
   const usage = UsageSchema.safeParse(json.usage);
   waitUntil(finish({ status: "completed", usage: usage.success ? usage.data : null, chunks: 1 }));

@@ -6,17 +6,31 @@ export type BodyHead =
   | { whole: Uint8Array }
   | { head: Uint8Array[]; reader: ReadableStreamDefaultReader<Uint8Array> };
 
-/** Reads a body up to `limit` bytes: the whole of it when it fits, else what was read and the reader to go on. */
-export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: number): Promise<BodyHead> {
+/**
+ * Reads a body up to `limit` bytes: the whole of it when it fits, else what was read and the reader to go on.
+ * A body silent for `idleMs` is given up (cancelled, and this throws): a pod sends a space every few seconds
+ * while it generates a non-streaming answer, so silence means it is stuck.
+ */
+export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: number, idleMs: number): Promise<BodyHead> {
   if (!body) return { whole: new Uint8Array(0) };
   const reader = body.getReader();
   const head: Uint8Array[] = [];
   let bytes = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    head.push(value);
-    bytes += value.length;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const silent = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the backend sent nothing for ${idleMs} ms`)), idleMs)));
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await Promise.race([reader.read(), silent]);
+    } catch (e) {
+      reader.cancel(e).catch(() => {});
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (next.done) break;
+    head.push(next.value);
+    bytes += next.value.length;
     if (bytes > limit) return { head, reader };
   }
   const whole = new Uint8Array(bytes);
