@@ -1,4 +1,5 @@
 import { serve } from "@hono/node-server";
+import type { Server } from "node:http";
 import { DeepSeekModel } from "../engine/model.js";
 import { TextCodec } from "../engine/tokenizer.js";
 import { OffThreadEncoder } from "../text/off-thread-encoder.js";
@@ -67,7 +68,17 @@ async function main(): Promise<void> {
     const deadline = Date.now() + opts.drainTimeoutS * 1000;
     while ((!scheduler.idle || metrics.activeRequests > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await scheduler.stop();
-    server.close();
+    // Answers may still be on their way out (megabytes of JSON wait for a slow reader): the server closes once
+    // their connections are done, or at the deadline. A keep-alive connection is closed as soon as it is idle.
+    await new Promise<void>((r) => {
+      const sweep = setInterval(() => (server as Server).closeIdleConnections(), 50);
+      const done = () => {
+        clearInterval(sweep);
+        r();
+      };
+      server.close(done);
+      setTimeout(done, Math.max(0, deadline - Date.now())).unref();
+    });
     await encoder.close();
     await model.close();
     log("stopped");

@@ -82,6 +82,28 @@ describe("pod under pressure", () => {
     expect(await exit).toBe(0);
   });
 
+  it("a drain lets an answer already generated reach its client whole, read after the generation ended", async () => {
+    const pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
+    pods.push(pod);
+    // 16 choices × 250 tokens × 20 alternatives: ~6 MB of JSON, more than the sockets between the processes hold.
+    const res = await fetch(`${pod.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Tell" }], max_tokens: 250, n: 16, logprobs: true, top_logprobs: 20, temperature: 1, seed: 3, ignore_eos: true }),
+    });
+    expect(res.status).toBe(200);
+    const exit = pod.stop("SIGTERM");
+    // Nothing is read until the pod has nothing left to generate (or has stopped taking connections).
+    for (;;) {
+      const load = await fetch(`${pod.url}/load`).then((r) => r.json() as Promise<{ active_requests: number; running: number }>, () => null);
+      if (!load || (load.active_requests === 0 && load.running === 0)) break;
+    }
+    const body = JSON.parse(await res.text()) as { choices: { logprobs: { content: unknown[] } }[] };
+    expect(body.choices).toHaveLength(16);
+    expect(body.choices.every((c) => c.logprobs.content.length === 250)).toBe(true);
+    expect(await exit).toBe(0);
+  });
+
   it("a drain also waits for a request still being tokenized: it gets its answer before the pod exits", async () => {
     const pod = await startPod(["--model", inject("tinyModelDir"), "--served-model-name", MODEL]);
     pods.push(pod);
