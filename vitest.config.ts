@@ -57,6 +57,7 @@ export default defineConfig({
                   MODELS: JSON.stringify(models),
                   AUTH_CACHE_TTL_SECONDS: "1",
                   UPSTREAM_TIMEOUT_MS: "5000",
+                  UPSTREAM_IDLE_TIMEOUT_MS: "1000",
                   MAX_BUFFERED_ANSWER_BYTES: "65536",
                   TEST_MIGRATIONS: await readD1Migrations("workers/gateway/migrations"),
                   UPSTREAM_URL: upstream,

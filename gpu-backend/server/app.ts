@@ -1,5 +1,5 @@
 import { Hono, type Context } from "hono";
-import { SSE_DONE, SSE_HEADERS, sseJson } from "../../src/http/sse.js";
+import { SSE_DONE, SSE_HEADERS, SSE_KEEPALIVE, sseJson } from "../../src/http/sse.js";
 import { verifyEdgeRequest } from "../../src/auth/edge-signature.js";
 import { parseJsonBody } from "../../src/http/json-body.js";
 import { checkContentType, readBodyBytes } from "../../src/http/request-body.js";
@@ -256,10 +256,13 @@ export function createPodApp(d: PodDeps): Hono {
 
     const enc = new TextEncoder();
     let gen: Generation | null = null;
+    let keepalive: ReturnType<typeof setInterval> | undefined;
     const maxUnread = d.maxUnreadBytes ?? 64 * 1024 * 1024;
     const body = new ReadableStream<Uint8Array>({
       start(ctl) {
+        let lastSent = performance.now();
         const send = (s: string) => {
+          lastSent = performance.now();
           try {
             ctl.enqueue(enc.encode(s));
           } catch {
@@ -276,6 +279,11 @@ export function createPodApp(d: PodDeps): Hono {
           if (kind === "chat") send(sseJson(fmt.chunk(choice, { role: "assistant", content: "" }, null, null, includeUsage)));
           else if (echo) send(sseJson(fmt.chunk(choice, echo, null, fmt.echoLogprobs(choice), includeUsage)));
         };
+        // While queued, prefilling or stalled: the edge counts a silent pod as stuck.
+        const every = d.keepaliveMs ?? 5_000;
+        keepalive = setInterval(() => {
+          if (performance.now() - lastSent >= every) send(SSE_KEEPALIVE);
+        }, every);
         gen = new Generation(d.scheduler, plan, ctx, {
           onPrompt: recordPrompt,
           onDelta: (choice, text, s) => {
@@ -292,12 +300,14 @@ export function createPodApp(d: PodDeps): Hono {
           onComplete: (usage) => {
             if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
             send(SSE_DONE);
+            clearInterval(keepalive);
             settle();
             ctl.close();
           },
           onFailure: (err, usage) => {
             send(sseJson(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed")));
             if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
+            clearInterval(keepalive);
             settle();
             try {
               ctl.close();
@@ -309,6 +319,7 @@ export function createPodApp(d: PodDeps): Hono {
         unwatch = onAbort(c.req.raw.signal, () => gen?.cancel());
       },
       cancel() {
+        clearInterval(keepalive);
         gen?.cancel();
         settle();
       },

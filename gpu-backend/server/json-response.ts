@@ -3,8 +3,8 @@ const PIECES_PER_CHUNK = 4096;
 const SPACE = new Uint8Array([0x20]);
 
 /**
- * The 200 JSON response of a non-streaming completion, sent while it is generated. Its head goes out at once,
- * then a space every `keepaliveMs` until `answer` settles (JSON allows leading whitespace): the edge waits only
+ * The 200 JSON response of a non-streaming completion, sent while it is generated. Its head goes out at once
+ * (the server flushes a streamed body's head), then a space every `keepaliveMs` until `answer` settles (JSON allows leading whitespace): the edge waits only
  * so long for a response head, and could not tell a long generation from a silent pod otherwise; no proxy on
  * the way idles the connection out either. The answer's text comes in pieces and is sent chunk by chunk, so an
  * answer of hundreds of megabytes (128 choices with logprobs) never has to exist as one string, which
@@ -17,15 +17,9 @@ export function heldJsonResponse(answer: Promise<string[]>, keepaliveMs: number,
   const ready = answer.then((p) => {
     pieces = p;
   });
-  let headSent = false;
   let next = 0;
   const body = new ReadableStream<Uint8Array>({
     async pull(ctl) {
-      if (!headSent) {
-        headSent = true;
-        ctl.enqueue(SPACE); // a first byte makes the server send the head now
-        return;
-      }
       if (!pieces) {
         let timer: ReturnType<typeof setTimeout> | undefined;
         const idle = await Promise.race([ready.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), keepaliveMs)))]);

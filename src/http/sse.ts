@@ -1,4 +1,5 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import { readWithin } from "./read-within.js";
 
 export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -7,6 +8,9 @@ export const SSE_HEADERS = {
 } as const;
 
 export const SSE_DONE = "data: [DONE]\n\n";
+
+/** A comment line: SSE clients ignore it; it keeps an idle stream's connections alive and shows the sender is. */
+export const SSE_KEEPALIVE = ": keepalive\n\n";
 
 /** One SSE event carrying `data` (a JSON string, or `[DONE]`). */
 export function sseEvent(data: string, event?: string): string {
@@ -35,9 +39,10 @@ export interface SseRewriter {
  * downstream demand, so nothing is buffered beyond the event in hand and backpressure reaches the source.
  * A failing source ends the stream with whatever the rewriter emits instead of a torn connection. The
  * consumer going away — a cancelled stream, or `signal` (the client's request signal) aborting, which is how
- * workerd reports a disconnect — cancels the source and tells the rewriter.
+ * workerd reports a disconnect — cancels the source and tells the rewriter. Comments (keepalives) pass on as
+ * they are; a source silent for `idleMs` fails as one that broke.
  */
-export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewriter, signal?: AbortSignal): ReadableStream<Uint8Array> {
+export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewriter, signal?: AbortSignal, idleMs?: number): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const reader = source.getReader();
@@ -48,6 +53,7 @@ export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewr
       const s = rewriter.onEvent(m);
       if (s) pending.push(s);
     },
+    onComment: (comment) => pending.push(`: ${comment}\n\n`),
     onError: (e) => {
       if (e.type === "max-buffer-size-exceeded") parseError = e;
     },
@@ -70,7 +76,7 @@ export function rewriteSse(source: ReadableStream<Uint8Array>, rewriter: SseRewr
     async pull(controller) {
       try {
         while (pending.length === 0) {
-          const { done, value } = await reader.read();
+          const { done, value } = await readWithin(reader, idleMs);
           if (done) {
             parser.feed(decoder.decode());
             parser.reset({ consume: true });

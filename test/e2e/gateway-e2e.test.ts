@@ -22,9 +22,9 @@ beforeAll(async () => {
     modelDir: inject("tinyModelDir"),
     modelId: MODEL,
     regions: [{ id: "local", name: "Local", latitude: 0, longitude: 0 }],
-    // A short upstream timeout, so a non-streaming answer can outlast it (the pod keeps the line alive).
+    // Short upstream timeouts, so an answer can outlast them (the pod keeps the line alive).
     pods: [{ id: "pod-e2e", region: "local", port: 0, args: ["--keepalive-ms", "250"] }],
-    vars: { AUTH_CACHE_TTL_SECONDS: "2", UPSTREAM_TIMEOUT_MS: "2000" },
+    vars: { AUTH_CACHE_TTL_SECONDS: "2", UPSTREAM_TIMEOUT_MS: "2000", UPSTREAM_IDLE_TIMEOUT_MS: "1000" },
     log: (l) => logs.push(l),
   });
   client = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: stack.demoKey, maxRetries: 0 });
@@ -50,7 +50,7 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
     expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + r.usage!.completion_tokens);
   });
 
-  it("answers a non-streaming completion that takes longer than the gateway's upstream timeout", async () => {
+  it("answers a non-streaming completion that takes longer than the gateway's upstream timeouts", async () => {
     const t0 = performance.now();
     const r = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "Take your time." }], max_tokens: 1500, temperature: 0, ignore_eos: true } as never);
     expect(performance.now() - t0).toBeGreaterThan(2000);

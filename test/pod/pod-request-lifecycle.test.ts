@@ -121,6 +121,23 @@ describe("a non-streaming answer", () => {
   });
 });
 
+describe("a stream with nothing to send yet", () => {
+  it("sends a keepalive comment per period until its tokens come", async () => {
+    const p = pod({ maxWaiting: 64, run: false, keepaliveMs: 20 });
+    const res = await p.app.fetch(request({ max_tokens: 3, stream: true }));
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    // Queued behind a stopped scheduler.
+    for (let k = 0; k < 2; k++) expect(decoder.decode((await reader.read()).value)).toBe(": keepalive\n\n");
+    p.scheduler.start();
+    let text = "";
+    for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
+    const events = text.split("\n\n").filter((e) => e.startsWith("data: "));
+    expect(events.at(-1)).toBe("data: [DONE]");
+    expect(events.slice(0, -1).map((e) => (JSON.parse(e.slice(6)) as { object: string }).object)).toEqual(Array(events.length - 1).fill("text_completion"));
+  });
+});
+
 describe("a stream whose client stops reading", () => {
   it("is cancelled once more than the bound is left unread, and says why", async () => {
     const p = pod({ maxWaiting: 64, run: true, maxUnreadBytes: 4096 });

@@ -18,7 +18,7 @@ import type { AddressInfo } from "node:net";
  *                 16 KiB pieces with usage before a last member; a last user message of "cut" drops the
  *                 connection halfway, "garbage" answers the same bulk as HTML; as a pod does while it
  *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), and "silent"
- *                 one space and then nothing
+ *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing)
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -50,8 +50,19 @@ const words = (body: Record<string, unknown>): string[] => {
 };
 
 /** See `test-big` above. */
-function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string): Response {
+function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string, stream: boolean): Response {
   const enc = new TextEncoder();
+  if (stream && mode === "silent") {
+    const piece = { id, object: "chat.completion.chunk", created: 1, model, choices: [{ index: 0, delta: { content: "one" }, logprobs: null, finish_reason: null }] };
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(enc.encode(`data: ${JSON.stringify(piece)}\n\n: keepalive\n\n`));
+        },
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  }
   if (mode === "fail" || mode === "silent") {
     const failure = { error: { message: "Generation failed: out of device memory", type: "server_error", param: null, code: "generation_failed" } };
     return new Response(
@@ -139,7 +150,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
     if (model === "test-garbage") return c.text("<html>not json</html>", 200);
-    if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "));
+    if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "), body.stream === true);
 
     if (model === "test-hold" || model === "test-brief") {
       const tenant = headers["x-tenant-id"] ?? "";
@@ -161,12 +172,17 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
         return c.json({ id, object: "chat.completion", created: 1, model, choices: [{ index: 0, message: { role: "assistant", content: "ok" }, logprobs: null, finish_reason: "stop" }], usage: small });
       }
       let closed = false;
+      let keepalive: ReturnType<typeof setInterval> | undefined;
       return new Response(
         new ReadableStream<Uint8Array>({
           async start(ctl) {
             ctl.enqueue(line(piece("held ")));
-            if (wait) await wait;
-            else for (let i = 0; i < 4; i++) {
+            if (wait) {
+              // A pod keeps a held stream alive, as the gateway counts a silent upstream as stuck.
+              keepalive = setInterval(() => ctl.enqueue(enc.encode(": keepalive\n\n")), 200);
+              await wait;
+              clearInterval(keepalive);
+            } else for (let i = 0; i < 4; i++) {
               await new Promise((r) => setTimeout(r, 20));
               if (closed) return;
               ctl.enqueue(line(piece(`w${i} `)));
@@ -180,6 +196,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
           },
           cancel() {
             closed = true;
+            clearInterval(keepalive);
             done();
             cancelled.push(id);
           },

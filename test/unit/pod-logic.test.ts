@@ -162,7 +162,7 @@ describe("TenantQueues", () => {
 });
 
 describe("heldJsonResponse", () => {
-  it("sends its head and a space per keepalive period until the answer is ready, then the answer's pieces over a few chunks", async () => {
+  it("sends a space per keepalive period until the answer is ready, then the answer's pieces over a few chunks", async () => {
     vi.useFakeTimers();
     try {
       let ready!: (pieces: string[]) => void;
@@ -171,7 +171,6 @@ describe("heldJsonResponse", () => {
       expect(res.headers.get("content-type")).toBe("application/json");
       const reader = res.body!.getReader();
       const decoder = new TextDecoder();
-      expect(decoder.decode((await reader.read()).value)).toBe(" ");
       for (let k = 0; k < 3; k++) {
         const next = reader.read();
         await vi.advanceTimersByTimeAsync(1000);
@@ -197,9 +196,7 @@ describe("heldJsonResponse", () => {
   it("tells its owner when the client cancels the body", async () => {
     let cancelled = 0;
     const res = heldJsonResponse(new Promise(() => {}), 1000, () => cancelled++);
-    const reader = res.body!.getReader();
-    await reader.read();
-    await reader.cancel();
+    await res.body!.cancel();
     expect(cancelled).toBe(1);
   });
 });

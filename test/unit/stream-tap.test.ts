@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { rewriteSse } from "../../src/http/sse.js";
 import { openAiStreamTap, type StreamOutcome } from "../../src/openai/stream-tap.js";
 
@@ -95,5 +95,30 @@ describe("openAiStreamTap over rewriteSse", () => {
     await reader.cancel("client left");
     expect(cancelled).toBe(true);
     expect(t.outcome()?.status).toBe("cancelled");
+  });
+  it("passes keepalive comments on, and ends a source silent for idleMs with an error event", async () => {
+    vi.useFakeTimers();
+    try {
+      let cancelled = false;
+      const src = new ReadableStream<Uint8Array>({
+        start(ctl) {
+          ctl.enqueue(enc.encode(`data: ${chunk("a")}\n\n: keepalive\n\n`));
+        },
+        cancel() {
+          cancelled = true;
+        },
+      });
+      const t = tap(false);
+      const text = collect(rewriteSse(src, t.rewriter, undefined, 1000));
+      await vi.advanceTimersByTimeAsync(1000);
+      const events = (await text).split("\n\n");
+      expect(JSON.parse(events[0]!.slice(6)).choices[0].delta.content).toBe("a");
+      expect(events[1]).toBe(": keepalive");
+      expect(JSON.parse(events[2]!.slice(6)).error.message).toContain("sent nothing for 1000 ms");
+      expect(cancelled).toBe(true);
+      expect(t.outcome()?.status).toBe("failed");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -164,14 +164,27 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(row).toMatchObject({ status: "failed", estimated: 1 });
   });
 
-  it("gives up on a backend silent for the upstream timeout in the middle of an answer", async () => {
+  it("gives up on a backend silent for UPSTREAM_IDLE_TIMEOUT_MS (1 s in tests) in the middle of an answer", async () => {
     const { key, tenant } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, big("silent")));
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
     const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
     expect(row).toMatchObject({ status: "failed", estimated: 1 });
-  }, 15_000);
+  });
+
+  it("passes a stream's keepalives on, and ends a stream silent for UPSTREAM_IDLE_TIMEOUT_MS with an error event", async () => {
+    const { key, tenant } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, big("silent", { stream: true })));
+    expect(res.status).toBe(200);
+    const events = (await res.text()).split("\n\n").filter((e) => e !== "");
+    expect(events.slice(0, 2).map((e) => e.slice(0, 6))).toEqual(["data: ", ": keep"]);
+    expect(JSON.parse(events[0]!.slice(6)).choices[0].delta.content).toBe("one");
+    expect(JSON.parse(events.at(-1)!.slice(6)).error).toMatchObject({ code: "upstream_stream_error" });
+    expect(events.at(-1)).toContain("sent nothing for 1000 ms");
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+  });
 
   it("cancels the backend's answer when the client stops reading", async () => {
     const { key, tenant } = await newTenantKey();

@@ -27,6 +27,7 @@ export interface Env {
   MAX_BODY_BYTES?: string;
   AUTH_CACHE_TTL_SECONDS?: string;
   UPSTREAM_TIMEOUT_MS?: string;
+  UPSTREAM_IDLE_TIMEOUT_MS?: string;
   MAX_BUFFERED_ANSWER_BYTES?: string;
 }
 
@@ -39,11 +40,13 @@ const SettingsSchema = z.object({
   maxBodyBytes: z.coerce.number().int().positive().default(1024 * 1024),
   /** How long a key lookup is trusted at the edge; a revocation takes effect everywhere within this time. */
   authCacheTtlSeconds: z.coerce.number().min(0).default(30),
-  /**
-   * Deadline for an upstream to send response headers (the first byte), per attempt; also the longest silence
-   * inside a non-streaming answer (a pod sends a space every few seconds while it generates one).
-   */
+  /** Deadline for an upstream to send response headers (the first byte), per attempt. */
   upstreamTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /**
+   * The longest silence inside an answer, streamed or not, before the upstream counts as stuck. Pods send a
+   * keepalive every few seconds while they work (before the first token too).
+   */
+  upstreamIdleTimeoutMs: z.coerce.number().int().positive().default(60_000),
   /** Backends tried for one request before giving up (failover before the first byte). */
   upstreamMaxAttempts: z.coerce.number().int().positive().default(3),
   /** Total time allowed for all attempts to produce a first byte. */
@@ -73,6 +76,7 @@ export function settingsFor(env: Env): Settings {
     maxBodyBytes: env.MAX_BODY_BYTES || undefined,
     authCacheTtlSeconds: env.AUTH_CACHE_TTL_SECONDS || undefined,
     upstreamTimeoutMs: env.UPSTREAM_TIMEOUT_MS || undefined,
+    upstreamIdleTimeoutMs: env.UPSTREAM_IDLE_TIMEOUT_MS || undefined,
     upstreamMaxAttempts: env.UPSTREAM_MAX_ATTEMPTS || undefined,
     upstreamDeadlineMs: env.UPSTREAM_DEADLINE_MS || undefined,
     healthSnapshotMs: env.HEALTH_SNAPSHOT_MS || undefined,

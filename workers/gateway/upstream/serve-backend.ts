@@ -124,12 +124,12 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
       }),
     );
     const tap = openAiStreamTap({ clientWantsUsage, ...(publicModel ? { publicModel } : {}), onChunk: (ch) => assembler.add(ch), onFinish: settle });
-    return new Response(rewriteSse(response.body, tap, c.req.raw.signal), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+    return new Response(rewriteSse(response.body, tap, c.req.raw.signal, settings.upstreamIdleTimeoutMs), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
   let body: BodyHead;
   try {
-    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamTimeoutMs);
+    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs);
   } catch (e) {
     // The model worked on it: metered (as an estimate), and the backend is out of rotation for a while.
     takeOut(target);

@@ -1,4 +1,5 @@
 import { JsonMemberStream } from "../../../src/http/json-members.js";
+import { readWithin } from "../../../src/http/read-within.js";
 import type { StreamOutcome } from "../../../src/openai/stream-tap.js";
 import { UsageSchema } from "../../../src/openai/usage.js";
 
@@ -8,8 +9,7 @@ export type BodyHead =
 
 /**
  * Reads a body up to `limit` bytes: the whole of it when it fits, else what was read and the reader to go on.
- * A body silent for `idleMs` is given up (cancelled, and this throws): a pod sends a space every few seconds
- * while it generates a non-streaming answer, so silence means it is stuck.
+ * A body silent for `idleMs` is given up (see readWithin).
  */
 export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: number, idleMs: number): Promise<BodyHead> {
   if (!body) return { whole: new Uint8Array(0) };
@@ -17,17 +17,7 @@ export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: n
   const head: Uint8Array[] = [];
   let bytes = 0;
   for (;;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const silent = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the backend sent nothing for ${idleMs} ms`)), idleMs)));
-    let next: ReadableStreamReadResult<Uint8Array>;
-    try {
-      next = await Promise.race([reader.read(), silent]);
-    } catch (e) {
-      reader.cancel(e).catch(() => {});
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
+    const next = await readWithin(reader, idleMs);
     if (next.done) break;
     head.push(next.value);
     bytes += next.value.length;
