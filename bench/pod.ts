@@ -49,13 +49,13 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
   let buf = "";
   const reader = res.body.getReader();
   for (let r = await reader.read(); !r.done; r = await reader.read()) {
-    if (ttft < 0) ttft = performance.now() - t0;
     buf += decoder.decode(r.value, { stream: true });
     let i: number;
     while ((i = buf.indexOf("\n\n")) >= 0) {
       const ev = buf.slice(0, i);
       buf = buf.slice(i + 2);
-      if (!ev.startsWith("data: {")) continue;
+      if (!ev.startsWith("data: {")) continue; // keepalive comments are not tokens
+      if (ttft < 0) ttft = performance.now() - t0;
       const obj = JSON.parse(ev.slice(6)) as { usage?: { completion_tokens: number } | null; error?: unknown };
       if (obj.error) throw new Error(JSON.stringify(obj.error));
       if (obj.usage) usage = obj.usage.completion_tokens;
