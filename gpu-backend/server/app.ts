@@ -44,7 +44,7 @@ export interface PodDeps {
   edgeSecret?: string;
   /** Bytes of a stream its client may leave unread before it is cancelled (default 64 MiB). */
   maxUnreadBytes?: number;
-  /** How often a non-streaming answer in the making sends a space (see heldJsonResponse). */
+  /** How often an answer in the making sends a keepalive (default 5 s; see PodOptionsSchema). */
   keepaliveMs?: number;
 }
 

@@ -4,12 +4,13 @@ const SPACE = new Uint8Array([0x20]);
 
 /**
  * The 200 JSON response of a non-streaming completion, sent while it is generated. Its head goes out at once
- * (the server flushes a streamed body's head), then a space every `keepaliveMs` until `answer` settles (JSON allows leading whitespace): the edge waits only
- * so long for a response head, and could not tell a long generation from a silent pod otherwise; no proxy on
- * the way idles the connection out either. The answer's text comes in pieces and is sent chunk by chunk, so an
- * answer of hundreds of megabytes (128 choices with logprobs) never has to exist as one string, which
- * JavaScript caps at ~512 M characters. The head fixes the status, so `answer` must always resolve: with an
- * OpenAI error object where generation failed. `onCancel`: the client left.
+ * (the server flushes a streamed body's head), then a space every `keepaliveMs` until `answer` settles (JSON
+ * allows leading whitespace): the edge waits only so long for a response head, and could not tell a long
+ * generation from a silent pod otherwise; no proxy on the way idles the connection out either. The answer's
+ * text comes in pieces and is sent chunk by chunk, so an answer of hundreds of megabytes (128 choices with
+ * logprobs) never has to exist as one string, which JavaScript caps at ~512 M characters. The head fixes the
+ * status, so `answer` must always resolve: with an OpenAI error object where generation failed. `onCancel`: the
+ * client left.
  */
 export function heldJsonResponse(answer: Promise<string[]>, keepaliveMs: number, onCancel: () => void): Response {
   const encoder = new TextEncoder();

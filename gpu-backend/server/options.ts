@@ -39,7 +39,10 @@ export const PodOptionsSchema = z.object({
   maxWaiting: z.coerce.number().int().positive().default(512),
   maxBodyBytes: z.coerce.number().int().positive().default(4 * 1024 * 1024),
   drainTimeoutS: z.coerce.number().positive().default(300),
-  /** A non-streaming answer in the making sends a space this often; the edge fails a pod silent for longer than its upstream timeout. */
+  /**
+   * While an answer is in the making (queued, prefilling, generating JSON) the pod sends a keepalive this often:
+   * a space before a JSON answer, an SSE comment in a stream. The edge counts a silent pod as stuck.
+   */
   keepaliveMs: z.coerce.number().int().positive().default(5_000),
 });
 export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number };
