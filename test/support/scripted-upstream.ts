@@ -17,8 +17,9 @@ import type { AddressInfo } from "node:net";
  *   test-big      a non-streaming answer of max_tokens words, each with logprobs (~100 bytes a word), sent in
  *                 16 KiB pieces with usage before a last member; a last user message of "cut" drops the
  *                 connection halfway, "garbage" answers the same bulk as HTML; as a pod does while it
- *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), and "silent"
- *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing)
+ *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), "silent"
+ *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing), and
+ *                 "hold" a space every 200 ms until its client (the gateway) goes away
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -50,8 +51,23 @@ const words = (body: Record<string, unknown>): string[] => {
 };
 
 /** See `test-big` above. */
-function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string, stream: boolean): Response {
+function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: string, stream: boolean, cancelled: string[]): Response {
   const enc = new TextEncoder();
+  if (mode === "hold") {
+    let keepalive: ReturnType<typeof setInterval> | undefined;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        start(ctl) {
+          keepalive = setInterval(() => ctl.enqueue(enc.encode(" ")), 200);
+        },
+        cancel() {
+          clearInterval(keepalive);
+          cancelled.push(id);
+        },
+      }),
+      { headers: { "content-type": "application/json" } },
+    );
+  }
   if (stream && mode === "silent") {
     const piece = { id, object: "chat.completion.chunk", created: 1, model, choices: [{ index: 0, delta: { content: "one" }, logprobs: null, finish_reason: null }] };
     return new Response(
@@ -150,7 +166,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
     if (model === "test-garbage") return c.text("<html>not json</html>", 200);
-    if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "), body.stream === true);
+    if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "), body.stream === true, cancelled);
 
     if (model === "test-hold" || model === "test-brief") {
       const tenant = headers["x-tenant-id"] ?? "";

@@ -186,6 +186,19 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(row).toMatchObject({ status: "failed", estimated: 1 });
   });
 
+  it("cancels the backend's answer when the client leaves while it is still being generated, and meters an estimate", async () => {
+    const { key, tenant } = await newTenantKey();
+    const before = (await upstreamState()).cancelled.length;
+    const client = new AbortController();
+    const res = gw("/v1/chat/completions", { ...authed(key, big("hold")), signal: client.signal }).catch((e: unknown) => e);
+    await eventually(5_000, upstreamState, (s) => s.requests.some((r) => r.headers["x-tenant-id"] === tenant));
+    client.abort();
+    await res;
+    await eventually(5_000, upstreamState, (s) => s.cancelled.length > before);
+    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
+    expect(row).toMatchObject({ status: "cancelled", estimated: 1 });
+  });
+
   it("cancels the backend's answer when the client stops reading", async () => {
     const { key, tenant } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, big("leave")));

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { estimateReservation } from "../../src/limits/limits.js";
+import { eventually } from "../support/eventually.js";
 import { adminCall, authed, gw } from "./helpers.js";
 
 /** A tenant with the given limits and one key (with its own limits). */
@@ -14,6 +15,21 @@ async function limited(tenantLimits: Record<string, number> | null, keyLimits: R
 const upstream = (path: string) => fetch(`${env.UPSTREAM_URL}${path}`).then((r) => r.json()) as Promise<Record<string, number>>;
 const chat = (key: string, model: string, content: string, extra: Record<string, unknown> = {}) =>
   gw("/v1/chat/completions", authed(key, { model, messages: [{ role: "user", content }], max_tokens: 16, ...extra }));
+
+/** A small request, retried while the tenant's slot is still held (a left request releases it in the background). */
+async function admittedAgain(key: string): Promise<Response> {
+  let next = await chat(key, "test-echo", "after");
+  for (let i = 0; next.status === 429 && i < 50; i++) {
+    await next.text();
+    await new Promise((r) => setTimeout(r, 20));
+    next = await chat(key, "test-echo", "after");
+  }
+  return next;
+}
+
+/** Resolves once the upstream has received a request from `tenant`. */
+const upstreamSaw = (tenant: string) =>
+  eventually(5_000, () => upstream("/_state") as unknown as Promise<{ requests: { headers: Record<string, string> }[] }>, (s) => s.requests.some((r) => r.headers["x-tenant-id"] === tenant));
 
 async function readAll(res: Response): Promise<string> {
   return res.text();
@@ -146,5 +162,31 @@ describe("rate limits (one Durable Object per tenant)", () => {
     expect((await chat(k.json.key, "test-echo", "two")).status).toBe(429);
     const cleared = await adminCall<{ limits: unknown }>("PATCH", `/tenants/${t.json.id}`, { limits: null });
     expect(cleared.json.limits).toBeNull();
+  });
+  it("a client that leaves a non-streaming request frees its concurrency slot", async () => {
+    const { keys, tenant } = await limited({ max_concurrent: 1 }, null);
+    const client = new AbortController();
+    const left = gw("/v1/chat/completions", { ...authed(keys[0]!, { model: "test-big", messages: [{ role: "user", content: "hold" }], max_tokens: 16 }), signal: client.signal }).catch((e: unknown) => e);
+    await upstreamSaw(tenant);
+    client.abort();
+    await left;
+    expect((await admittedAgain(keys[0]!)).status).toBe(200);
+  });
+  it("a client that leaves while it waits for an identical request's answer frees its slot", async () => {
+    const { keys, tenant } = await limited({ max_concurrent: 2 }, null);
+    // Deterministic, so the second waits for the first's answer (the edge cache coalesces them).
+    const body = { model: "test-big", messages: [{ role: "user", content: "hold" }], max_tokens: 16, temperature: 0 };
+    const leader = new AbortController();
+    const follower = new AbortController();
+    const first = gw("/v1/chat/completions", { ...authed(keys[0]!, body), signal: leader.signal }).catch((e: unknown) => e);
+    await upstreamSaw(tenant);
+    const second = gw("/v1/chat/completions", { ...authed(keys[0]!, body), signal: follower.signal }).catch((e: unknown) => e);
+    // Both slots taken once the second is admitted.
+    for (let r = await chat(keys[0]!, "test-echo", "probe"); r.status !== 429; r = await chat(keys[0]!, "test-echo", "probe")) await r.text();
+    follower.abort();
+    await second;
+    expect((await admittedAgain(keys[0]!)).status).toBe(200);
+    leader.abort();
+    await first;
   });
 });

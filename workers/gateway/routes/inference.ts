@@ -41,6 +41,15 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
   const promptBytes = new TextEncoder().encode(JSON.stringify(prompt)).length;
   const ticket = await admit(c, estimateReservation(promptBytes, completionBudget(parsed as InferenceRequest, entry)));
   let settleCache: ((a: CachedAnswer | null) => void) | null = null;
+  const release = () => {
+    settleCache?.(null);
+    settleCache = null;
+    if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model
+  };
+  // A client that leaves tears the handler down (no catch below runs then): its abort event releases instead,
+  // until serveFromBackend takes the books over.
+  const signal = c.req.raw.signal;
+  signal.addEventListener("abort", release, { once: true });
   try {
     const plan = await cachePlan(c, raw, path);
     if (plan.read) {
@@ -54,12 +63,14 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
       settleCache = null;
       if (a && plan.write) c.executionCtx.waitUntil(store(plan.key, a, ttl));
     };
+    signal.removeEventListener("abort", release);
     return await serveFromBackend(c, { entry, raw, prompt, parsed: parsed as InferenceRequest, path, ticket, promptBytes, cacheStatus: plan.read || plan.write ? "MISS" : "BYPASS", onAnswer });
   } catch (e) {
-    settleCache?.(null);
-    if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model
+    release();
     if (e instanceof ApiError && ticket) Object.assign(e.headers, ticket.headers);
     throw e;
+  } finally {
+    signal.removeEventListener("abort", release);
   }
 }
 

@@ -35,6 +35,25 @@ export interface BackendCall {
  * the books when it ends: limits settle to real usage, a usage record is metered, the access record is logged.
  */
 export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): Promise<Response> {
+  // A client that leaves tears this handler down: workerd cancels whatever it awaits, so no catch or finally
+  // below runs then, only the abort event. Until a response is returned, that event closes the books: the
+  // limits' hold is released, and once a backend has the request, the usage is metered as an estimate.
+  const books = {
+    close: () => {
+      call.onAnswer(null);
+      if (call.ticket) c.executionCtx.waitUntil(call.ticket.settle(0)); // nothing reached a model yet
+    },
+  };
+  const gone = () => books.close();
+  c.req.raw.signal.addEventListener("abort", gone, { once: true });
+  try {
+    return await serve(c, call, books);
+  } finally {
+    c.req.raw.signal.removeEventListener("abort", gone);
+  }
+}
+
+async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): void }): Promise<Response> {
   const { entry, raw, parsed, path, ticket } = call;
   const settings = c.get("settings");
   const auth = c.get("auth");
@@ -101,6 +120,10 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     ]);
   };
 
+  books.close = () => {
+    call.onAnswer(null);
+    waitUntil(finish({ status: "cancelled", usage: null, chunks: 0 }));
+  };
   if (!response.ok) {
     call.onAnswer(null);
     return upstreamErrorResponse(response, entry.id);
@@ -129,12 +152,14 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
 
   let body: BodyHead;
   try {
-    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs);
+    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs, c.req.raw.signal);
   } catch (e) {
+    call.onAnswer(null);
+    // The client left: its books were closed as it did.
+    if (c.req.raw.signal.aborted) throw new ApiError(499, "Client closed the request.", { code: "client_closed_request" });
     // The model worked on it: metered (as an estimate), and the backend is out of rotation for a while.
     takeOut(target);
     waitUntil(finish({ status: "failed", usage: null, chunks: 0, error: String(e) }));
-    call.onAnswer(null);
     throw errors.upstreamError(`The backend for model '${entry.id}' broke off its answer.`);
   }
   if ("head" in body) {

@@ -9,19 +9,27 @@ export type BodyHead =
 
 /**
  * Reads a body up to `limit` bytes: the whole of it when it fits, else what was read and the reader to go on.
- * A body silent for `idleMs` is given up (see readWithin).
+ * A body silent for `idleMs` is given up (see readWithin). `signal` (the client's) aborting cancels the body,
+ * so the backend stops generating for nobody, and this throws.
  */
-export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: number, idleMs: number): Promise<BodyHead> {
+export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: number, idleMs: number, signal?: AbortSignal): Promise<BodyHead> {
   if (!body) return { whole: new Uint8Array(0) };
   const reader = body.getReader();
   const head: Uint8Array[] = [];
   let bytes = 0;
-  for (;;) {
-    const next = await readWithin(reader, idleMs);
-    if (next.done) break;
-    head.push(next.value);
-    bytes += next.value.length;
-    if (bytes > limit) return { head, reader };
+  const onAbort = () => void reader.cancel(signal!.reason).catch(() => {});
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for (;;) {
+      const next = await readWithin(reader, idleMs);
+      if (signal?.aborted) throw new Error("the client went away");
+      if (next.done) break;
+      head.push(next.value);
+      bytes += next.value.length;
+      if (bytes > limit) return { head, reader };
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
   const whole = new Uint8Array(bytes);
   let o = 0;
