@@ -86,17 +86,15 @@ export class JsonMemberStream {
         continue;
       }
       if (this.phase === "invalid") continue;
+      if (this.depth === 0 && this.phase === "start" && b !== 0x7b) {
+        if (!isSpace(b)) this.phase = "invalid"; // anything but an object: a scalar, an array, a stray bracket
+        continue;
+      }
       if (b === QUOTE) {
         this.inString = true;
         if (this.depth === 1 && this.phase === "key") this.key = [];
       } else if (b === 0x7b || b === 0x5b) {
-        if (this.depth === 0) {
-          if (b !== 0x7b || this.phase !== "start") {
-            this.phase = "invalid";
-            continue;
-          }
-          this.phase = "key";
-        }
+        if (this.depth === 0) this.phase = "key"; // the object opens (only `{` gets here at depth 0)
         this.depth++;
       } else if (b === 0x7d || b === 0x5d) {
         if (--this.depth === 0) {
@@ -117,8 +115,6 @@ export class JsonMemberStream {
       } else if (this.depth === 1 && b === COMMA && this.phase === "value") {
         emitFrom = this.endValue(chunk, valueFrom, i, emitFrom);
         this.phase = "key";
-      } else if (this.depth === 0 && !isSpace(b)) {
-        this.phase = "invalid"; // a top-level scalar, or text after a comma that never came
       }
     }
     if (this.phase === "value" && this.parts) this.keep(chunk.subarray(valueFrom));

@@ -88,11 +88,25 @@ describe("JsonMemberStream", () => {
     expect(r.complete).toBe(true);
   });
 
+  it("says at once when text cannot be the start of an object, after any leading whitespace", () => {
+    const s = new JsonMemberStream({ capture: ["usage"] });
+    s.feed(enc.encode("   \n "));
+    expect(s.invalid).toBe(false);
+    s.feed(enc.encode('{"a":'));
+    expect(s.invalid).toBe(false);
+    for (const start of ['"x"', "[1]", "}", "7"]) {
+      const t = new JsonMemberStream({});
+      t.feed(enc.encode(` ${start}`));
+      expect(t.invalid).toBe(true);
+    }
+  });
+
   it("reports text that is not one whole object as incomplete, and passes it on untouched", () => {
-    for (const text of ['{"usage":{"a":1}', '{"model":"x"} trailing', '[{"usage":1}]', '"model"', '{"model":"unterminated']) {
+    for (const text of ['{"usage":{"a":1}', '{"model":"x"} trailing', '[{"usage":1}]', '"model"', '{"model":"unterminated', '}{"usage":1}', "  null"]) {
       const r = run(text, { capture: ["usage"] });
       expect(r.text).toBe(text);
       expect(r.complete).toBe(false);
+      expect(r.captured.size).toBe(0);
     }
   });
 });
