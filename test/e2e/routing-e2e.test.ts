@@ -128,6 +128,37 @@ describe("regional routing and resilience", () => {
     expect(rec.delivered_chunks).toBeGreaterThanOrEqual(4);
   });
 
+  it("a pod killed in the middle of a non-streaming answer: the client gets the whole answer from another pod", async () => {
+    const answer = fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.demoKey}`, "content-type": "application/json", "cache-control": "no-store" },
+      body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "a long answer, not streamed" }], max_tokens: 1500, temperature: 0, ignore_eos: true }),
+    });
+    // Whichever eu-west pod took it is generating: kill that one.
+    const busy = async () => {
+      for (const id of ["pod-eu-1", "pod-eu-2"]) {
+        const load = (await (await fetch(`${stack.pods.get(id)!.url}/load`)).json()) as { running: number };
+        if (load.running > 0) return id;
+      }
+      return null;
+    };
+    const victim = await eventually(10_000, busy, (id) => id !== null, 20);
+    expect(victim).not.toBeNull();
+    await stack.killPod(victim!);
+    try {
+      const res = await answer;
+      expect(res.status).toBe(200);
+      const survivor = res.headers.get("x-backend-pod");
+      expect(survivor).toMatch(/^pod-/);
+      expect(survivor).not.toBe(victim);
+      const body = (await res.json()) as { usage: { completion_tokens: number }; choices: { finish_reason: string }[] };
+      expect(body.usage.completion_tokens).toBe(1500);
+      expect(body.choices[0]!.finish_reason).toBe("length");
+    } finally {
+      await stack.restartPod(victim!);
+    }
+  });
+
   it("region A down → served by B with no failed request; A back → traffic returns", async () => {
     await stack.killPod("pod-eu-1");
     await stack.killPod("pod-eu-2");

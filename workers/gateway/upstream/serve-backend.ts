@@ -70,28 +70,6 @@ async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): vo
   const takeOut = (t: Forwarded["target"]) => {
     if (t.podId && t.region) reportFailure(c.env, t.region, t.podId, settings.healthSnapshotMs * 3, waitUntil);
   };
-  const { response, target, attempts } = await forward({
-    path,
-    body: new TextEncoder().encode(JSON.stringify(upstreamBody)),
-    model: entry.id,
-    targets,
-    requestId: c.get("requestId"),
-    tenantId: auth.tenantId,
-    ...(c.env.POD_SHARED_SECRET ? { podSecret: c.env.POD_SHARED_SECRET } : {}),
-    ...(entry.upstream_api_key ? { upstreamApiKey: entry.upstream_api_key } : {}),
-    signal: c.req.raw.signal,
-    timeoutMs: settings.upstreamTimeoutMs,
-    maxAttempts: settings.upstreamMaxAttempts,
-    deadlineMs: settings.upstreamDeadlineMs,
-    onFailure: takeOut,
-    onSuccess: (t) => t.podId && reportSuccess(t.podId),
-  });
-  const headers: Record<string, string> = {
-    "x-cache": call.cacheStatus,
-    ...(target.podId ? { "x-backend-pod": target.podId, "x-backend-region": target.region! } : {}),
-    ...ticket?.headers,
-  };
-
   /**
    * Closes the books. Without the backend's usage (a cancelled or broken stream) the record carries the edge's
    * estimate: the prompt, and one token per delivered chunk.
@@ -120,10 +98,59 @@ async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): vo
     ]);
   };
 
-  books.close = () => {
-    call.onAnswer(null);
-    waitUntil(finish({ status: "cancelled", usage: null, chunks: 0 }));
+  const spec = {
+    path,
+    body: new TextEncoder().encode(JSON.stringify(upstreamBody)),
+    model: entry.id,
+    requestId: c.get("requestId"),
+    tenantId: auth.tenantId,
+    ...(c.env.POD_SHARED_SECRET ? { podSecret: c.env.POD_SHARED_SECRET } : {}),
+    ...(entry.upstream_api_key ? { upstreamApiKey: entry.upstream_api_key } : {}),
+    signal: c.req.raw.signal,
+    timeoutMs: settings.upstreamTimeoutMs,
+    deadlineMs: settings.upstreamDeadlineMs,
+    onFailure: takeOut,
+    onSuccess: (t: Forwarded["target"]) => t.podId && reportSuccess(t.podId),
   };
+  let target!: Forwarded["target"];
+  let attempts = 0;
+  let response!: Response;
+  // Set for a non-streaming answer: its body, read whole (up to the buffer bound) before the client sees a byte.
+  let body: BodyHead | null = null;
+  let brokeOff: unknown = null;
+  // A non-streaming answer's body is read before anything reaches the client, so a backend that breaks off in
+  // the middle (crashed, or silent past the idle limit) can be replaced like one that failed before its head.
+  for (let pool = targets; ; ) {
+    const sent = await forward({ ...spec, targets: pool, maxAttempts: settings.upstreamMaxAttempts - attempts });
+    ({ response, target } = sent);
+    attempts += sent.attempts;
+    books.close = () => {
+      call.onAnswer(null);
+      waitUntil(finish({ status: "cancelled", usage: null, chunks: 0 }));
+    };
+    if (stream || !response.ok) break;
+    try {
+      body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs, c.req.raw.signal);
+      break;
+    } catch (e) {
+      // The client left: its books were closed as it did.
+      if (c.req.raw.signal.aborted) throw new ApiError(499, "Client closed the request.", { code: "client_closed_request" });
+      takeOut(target);
+      const rest = pool.slice(pool.indexOf(target) + 1);
+      if (rest.length === 0 || attempts >= settings.upstreamMaxAttempts) {
+        brokeOff = e;
+        break;
+      }
+      console.error(JSON.stringify({ msg: "backend broke off an answer; trying the next", request_id: c.get("requestId"), upstream: target.podId ?? target.url, error: String(e) }));
+      pool = rest;
+    }
+  }
+  const headers: Record<string, string> = {
+    "x-cache": call.cacheStatus,
+    ...(target.podId ? { "x-backend-pod": target.podId, "x-backend-region": target.region! } : {}),
+    ...ticket?.headers,
+  };
+
   if (!response.ok) {
     call.onAnswer(null);
     return upstreamErrorResponse(response, entry.id);
@@ -150,16 +177,10 @@ async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): vo
     return new Response(rewriteSse(response.body, tap, c.req.raw.signal, settings.upstreamIdleTimeoutMs), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
-  let body: BodyHead;
-  try {
-    body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs, c.req.raw.signal);
-  } catch (e) {
+  if (!body) {
+    // Every backend tried broke off. The last one's work is metered (as an estimate).
     call.onAnswer(null);
-    // The client left: its books were closed as it did.
-    if (c.req.raw.signal.aborted) throw new ApiError(499, "Client closed the request.", { code: "client_closed_request" });
-    // The model worked on it: metered (as an estimate), and the backend is out of rotation for a while.
-    takeOut(target);
-    waitUntil(finish({ status: "failed", usage: null, chunks: 0, error: String(e) }));
+    waitUntil(finish({ status: "failed", usage: null, chunks: 0, error: String(brokeOff) }));
     throw errors.upstreamError(`The backend for model '${entry.id}' broke off its answer.`);
   }
   if ("head" in body) {
