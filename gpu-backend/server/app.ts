@@ -18,7 +18,7 @@ import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
 import { heldJsonResponse } from "./json-response.js";
-import { PodMetrics, processMetrics, prometheus } from "./metrics.js";
+import { PodMetrics, processMetrics, prometheus, type GenerationOutcome } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
 export interface PodState {
@@ -132,6 +132,7 @@ export function createPodApp(d: PodDeps): Hono {
         const [route, status] = k.split("|");
         return { labels: { route: route!, status: status! }, value: v };
       }) },
+      { name: "pod_generations_total", help: "Generations by how they ended (the HTTP status is sent before the end).", type: "counter", samples: [...d.metrics.generations].map(([outcome, v]) => ({ labels: { outcome }, value: v })) },
       { name: "pod_expert_tokens_total", help: "Tokens routed to each expert.", type: "counter", samples: d.model.expertLoad.flatMap((row, layer) =>
         isMoeLayer(cfg, layer) ? Array.from(row, (v, expert) => ({ labels: { layer, expert }, value: v })) : []) },
       ...processMetrics(),
@@ -197,11 +198,14 @@ export function createPodApp(d: PodDeps): Hono {
     d.metrics.activeRequests++;
     let done = false;
     let unwatch = () => {};
-    const settle = () => {
+    // The client left (its signal, a cancelled body, or a stream it stopped reading): an ending is not a failure.
+    let left = false;
+    const settle = (outcome?: GenerationOutcome) => {
       if (!done) {
         done = true;
         d.metrics.activeRequests--;
         unwatch();
+        if (outcome) d.metrics.countGeneration(outcome === "failed" && (left || c.req.raw.signal.aborted) ? "cancelled" : outcome);
       }
     };
     let admitted: Awaited<ReturnType<typeof admit>>;
@@ -241,17 +245,20 @@ export function createPodApp(d: PodDeps): Hono {
           onPrompt: recordPrompt,
           onChoiceEnd: (choice, reason) => fmt.end(choice, reason),
           onComplete: (usage) => {
-            settle();
+            settle("completed");
             resolve(fmt.full(usage, withLogprobs));
           },
           onFailure: (err) => {
-            settle();
+            settle("failed");
             resolve([JSON.stringify(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed"))]);
           },
         });
       });
       unwatch = onAbort(c.req.raw.signal, () => gen.cancel());
-      return heldJsonResponse(answer, d.keepaliveMs ?? 5_000, () => gen.cancel());
+      return heldJsonResponse(answer, d.keepaliveMs ?? 5_000, () => {
+        left = true;
+        gen.cancel();
+      });
     }
 
     const enc = new TextEncoder();
@@ -269,7 +276,10 @@ export function createPodApp(d: PodDeps): Hono {
             /* the client is gone; cancel() below stops generation */
           }
           // A client that stops reading would have the pod hold its whole answer (hundreds of MB with logprobs).
-          if (STREAM_HIGH_WATER_BYTES - (ctl.desiredSize ?? 0) > maxUnread) gen?.cancel(new Error(`the client left more than ${maxUnread} bytes of the stream unread`));
+          if (STREAM_HIGH_WATER_BYTES - (ctl.desiredSize ?? 0) > maxUnread) {
+            left = true;
+            gen?.cancel(new Error(`the client left more than ${maxUnread} bytes of the stream unread`));
+          }
         };
         const started = new Set<number>();
         const open = (choice: number) => {
@@ -301,14 +311,14 @@ export function createPodApp(d: PodDeps): Hono {
             if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
             send(SSE_DONE);
             clearInterval(keepalive);
-            settle();
+            settle("completed");
             ctl.close();
           },
           onFailure: (err, usage) => {
             send(sseJson(errorBody(`Generation failed: ${err.message}`, "server_error", null, "generation_failed")));
             if (includeUsage) send(sseJson(fmt.usageChunk(usage)));
             clearInterval(keepalive);
-            settle();
+            settle("failed");
             try {
               ctl.close();
             } catch {
@@ -320,8 +330,9 @@ export function createPodApp(d: PodDeps): Hono {
       },
       cancel() {
         clearInterval(keepalive);
+        left = true;
         gen?.cancel();
-        settle();
+        settle("cancelled");
       },
     }, new ByteLengthQueuingStrategy({ highWaterMark: STREAM_HIGH_WATER_BYTES }));
     return new Response(body, { headers: SSE_HEADERS });

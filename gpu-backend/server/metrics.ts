@@ -1,12 +1,20 @@
 /** Request and token counters for `/load` and `/metrics`, plus a sliding-window output rate. */
+/** How a generation ended; its HTTP status cannot say, as a 200 head goes out before the end. */
+export type GenerationOutcome = "completed" | "failed" | "cancelled";
+
 export class PodMetrics {
   readonly requests = new Map<string, number>();
+  readonly generations = new Map<GenerationOutcome, number>();
   activeRequests = 0;
   private readonly window: { t: number; n: number }[] = [];
 
   countRequest(route: string, status: number): void {
     const k = `${route}|${status}`;
     this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+  }
+
+  countGeneration(outcome: GenerationOutcome): void {
+    this.generations.set(outcome, (this.generations.get(outcome) ?? 0) + 1);
   }
 
   recordSampled(n: number, now = Date.now()): void {

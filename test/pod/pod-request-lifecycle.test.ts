@@ -46,6 +46,12 @@ function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number; 
   return { scheduler, app };
 }
 
+/** `pod_generations_total` from the app's /metrics, by outcome. */
+async function generations(app: ReturnType<typeof pod>["app"]): Promise<Record<string, number>> {
+  const text = await (await app.fetch(new Request("http://pod/metrics"))).text();
+  return Object.fromEntries([...text.matchAll(/^pod_generations_total\{outcome="(\w+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
 const request = (body: Record<string, unknown>, opts: { signal?: AbortSignal; tenant?: string } = {}) =>
   new Request("http://pod/v1/completions", {
     method: "POST",
@@ -96,6 +102,8 @@ describe("a request's abort signal", () => {
     expect(after.running).toBe(0);
     expect(after.blocks.used).toBe(0);
     expect(abortListeners(req)).toBe(0);
+    // The answers above completed; this one was cancelled, not failed.
+    expect(await generations(p.app)).toEqual({ completed: 2, cancelled: 1 });
   });
 });
 
@@ -115,6 +123,7 @@ describe("a non-streaming answer", () => {
       let text = "";
       for (let r = await reader.read(); !r.done; r = await reader.read()) text += decoder.decode(r.value, { stream: true });
       expect(JSON.parse(text)).toEqual({ error: { message: "Generation failed: the device fell off the bus", type: "server_error", param: null, code: "generation_failed" } });
+      expect(await generations(p.app)).toEqual({ failed: 1 });
     } finally {
       model.forward = forward;
     }
