@@ -1,3 +1,5 @@
+import { concatBytes } from "./bytes.js";
+
 /**
  * Passes the bytes of one JSON object through as they arrive, changing nothing except chosen top-level members:
  * their values can be captured (kept as JSON text) or replaced. This is how the edge meters and relabels an
@@ -146,13 +148,7 @@ export class JsonMemberStream {
   private endValue(chunk: Uint8Array, from: number, to: number, emitFrom: number): number {
     this.keep(chunk.subarray(from, to));
     if (this.parts && this.member !== null) {
-      const all = new Uint8Array(this.partBytes);
-      let o = 0;
-      for (const p of this.parts) {
-        all.set(p, o);
-        o += p.length;
-      }
-      this.captured.set(this.member, this.decoder.decode(all).trim());
+      this.captured.set(this.member, this.decoder.decode(concatBytes(this.parts)).trim());
     }
     this.parts = null;
     if (!this.dropping) return emitFrom;

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { errors } from "../openai/errors.js";
 import { validateBody } from "../openai/validate.js";
+import { concatBytes } from "./bytes.js";
 import { isJsonContentType, parseJsonBody } from "./json-body.js";
 
 /**
@@ -26,13 +27,7 @@ export async function readBodyBytes(req: Request, limit: number): Promise<Uint8A
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 

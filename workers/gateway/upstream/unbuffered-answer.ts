@@ -1,3 +1,4 @@
+import { concatBytes } from "../../../src/http/bytes.js";
 import { JsonMemberStream } from "../../../src/http/json-members.js";
 import { readWithin } from "../../../src/http/read-within.js";
 import type { StreamOutcome } from "../../../src/openai/stream-tap.js";
@@ -31,13 +32,7 @@ export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: n
   } finally {
     signal?.removeEventListener("abort", onAbort);
   }
-  const whole = new Uint8Array(bytes);
-  let o = 0;
-  for (const p of head) {
-    whole.set(p, o);
-    o += p.length;
-  }
-  return { whole };
+  return { whole: concatBytes(head) };
 }
 
 /**
