@@ -1,5 +1,5 @@
 import type { ChatCompletionRequest, ChatMessage } from "../../src/openai/chat.js";
-import type { CompletionRequest } from "../../src/openai/completions.js";
+import { promptList, type CompletionRequest } from "../../src/openai/completions.js";
 import { ApiError, errors } from "../../src/openai/errors.js";
 import type { TextCodec } from "../engine/tokenizer.js";
 import type { SamplingParams } from "../sampling/sampler.js";
@@ -109,22 +109,8 @@ export async function planCompletion(r: CompletionRequest, codec: TextCodec, enc
   if (r.best_of != null && r.best_of !== (r.n ?? 1)) {
     throw errors.invalidParam("best_of", "best_of different from n is not supported by this server.", "unsupported_parameter");
   }
-  const raw = r.prompt;
-  let texts: (string | null)[];
-  let prompts: (string | number[])[];
-  if (typeof raw === "string") {
-    texts = [raw];
-    prompts = [raw];
-  } else if (raw.length > 0 && raw.every((x) => typeof x === "number")) {
-    texts = [null];
-    prompts = [raw as number[]];
-  } else if (raw.every((x) => typeof x === "string")) {
-    texts = raw as string[];
-    prompts = raw as string[];
-  } else {
-    texts = (raw as number[][]).map(() => null);
-    prompts = raw as number[][];
-  }
+  const prompts = promptList(r.prompt);
+  const texts = prompts.map((p) => (typeof p === "string" ? p : null));
   if (prompts.length === 0) throw errors.invalidParam("prompt", "The prompt is empty.");
   const scorePrompt = r.echo === true && r.logprobs != null;
   if (scorePrompt && r.suffix != null && r.suffix !== "") {

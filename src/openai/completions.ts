@@ -10,13 +10,15 @@ const tokenIds = z.array(z.number().int().nonnegative());
  */
 const MAX_CHOICES_PER_REQUEST = 128;
 
-/** How many prompts `prompt` holds: a string or one token list is one prompt; a list of either is many. */
-function promptCount(prompt: string | string[] | number[] | number[][]): number {
-  return typeof prompt === "string" || (prompt.length > 0 && typeof prompt[0] === "number") ? 1 : prompt.length;
+/** The prompts `prompt` holds: a string or one token list is one prompt; a list of either is many. */
+export function promptList(prompt: string | string[] | number[] | number[][]): (string | number[])[] {
+  if (typeof prompt === "string") return [prompt];
+  if (prompt.length > 0 && typeof prompt[0] === "number") return [prompt as number[]];
+  return prompt as string[] | number[][];
 }
 
 function choicesWithinLimit(req: { prompt: string | string[] | number[] | number[][]; n?: number | null }, ctx: z.RefinementCtx): void {
-  const prompts = promptCount(req.prompt);
+  const prompts = promptList(req.prompt).length;
   const n = req.n ?? 1;
   if (prompts * n <= MAX_CHOICES_PER_REQUEST) return;
   ctx.addIssue({
