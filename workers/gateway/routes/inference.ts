@@ -46,10 +46,13 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
     settleCache = null;
     if (ticket) c.executionCtx.waitUntil(ticket.settle(0)); // nothing reached a model
   };
-  // A client that leaves tears the handler down (no catch below runs then): its abort event releases instead,
-  // until serveFromBackend takes the books over.
+  // A client that leaves tears the handler down: workerd cancels whatever it awaits, so no catch or finally
+  // below runs then, only the abort event. Until a response is returned, that event closes the books: the
+  // limits' hold is released, or, once a backend has the request, serveFromBackend meters it instead.
+  const books = { close: release };
+  const gone = () => books.close();
   const signal = c.req.raw.signal;
-  signal.addEventListener("abort", release, { once: true });
+  signal.addEventListener("abort", gone, { once: true });
   try {
     const plan = await cachePlan(c, raw, path);
     if (plan.read) {
@@ -63,14 +66,13 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
       settleCache = null;
       if (a && plan.write) c.executionCtx.waitUntil(store(plan.key, a, ttl));
     };
-    signal.removeEventListener("abort", release);
-    return await serveFromBackend(c, { entry, raw, prompt, parsed: parsed as InferenceRequest, path, ticket, promptBytes, cacheStatus: plan.read || plan.write ? "MISS" : "BYPASS", onAnswer });
+    return await serveFromBackend(c, { entry, raw, prompt, parsed: parsed as InferenceRequest, path, ticket, promptBytes, cacheStatus: plan.read || plan.write ? "MISS" : "BYPASS", onAnswer, books });
   } catch (e) {
     release();
     if (e instanceof ApiError && ticket) Object.assign(e.headers, ticket.headers);
     throw e;
   } finally {
-    signal.removeEventListener("abort", release);
+    signal.removeEventListener("abort", gone);
   }
 }
 

@@ -28,6 +28,8 @@ export interface BackendCall {
   cacheStatus: "MISS" | "BYPASS";
   /** The complete answer (for the edge cache), or null when there is none to keep. */
   onAnswer(answer: CachedAnswer | null): void;
+  /** What the client's leaving does until a response is returned; replaced here once a backend has the request. */
+  books: { close(): void };
 }
 
 /**
@@ -35,25 +37,6 @@ export interface BackendCall {
  * the books when it ends: limits settle to real usage, a usage record is metered, the access record is logged.
  */
 export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): Promise<Response> {
-  // A client that leaves tears this handler down: workerd cancels whatever it awaits, so no catch or finally
-  // below runs then, only the abort event. Until a response is returned, that event closes the books: the
-  // limits' hold is released, and once a backend has the request, the usage is metered as an estimate.
-  const books = {
-    close: () => {
-      call.onAnswer(null);
-      if (call.ticket) c.executionCtx.waitUntil(call.ticket.settle(0)); // nothing reached a model yet
-    },
-  };
-  const gone = () => books.close();
-  c.req.raw.signal.addEventListener("abort", gone, { once: true });
-  try {
-    return await serve(c, call, books);
-  } finally {
-    c.req.raw.signal.removeEventListener("abort", gone);
-  }
-}
-
-async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): void }): Promise<Response> {
   const { entry, raw, parsed, path, ticket } = call;
   const settings = c.get("settings");
   const auth = c.get("auth");
@@ -124,7 +107,7 @@ async function serve(c: Context<AppEnv>, call: BackendCall, books: { close(): vo
     const sent = await forward({ ...spec, targets: pool, maxAttempts: settings.upstreamMaxAttempts - attempts });
     ({ response, target } = sent);
     attempts += sent.attempts;
-    books.close = () => {
+    call.books.close = () => {
       call.onAnswer(null);
       waitUntil(finish({ status: "cancelled", usage: null, chunks: 0 }));
     };
