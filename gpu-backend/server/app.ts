@@ -52,6 +52,7 @@ export interface PodDeps {
 export function createPodApp(d: PodDeps): Hono {
   const app = new Hono();
   const contextLimit = () => d.scheduler.maxSequenceTokens;
+  const keepaliveMs = d.keepaliveMs ?? 5_000;
   /** Request ids seen within the replay window: a captured signed request cannot be played again. */
   const seen = new TtlCache<string, true>(100_000);
 
@@ -255,7 +256,7 @@ export function createPodApp(d: PodDeps): Hono {
         });
       });
       unwatch = onAbort(c.req.raw.signal, () => gen.cancel());
-      return heldJsonResponse(answer, d.keepaliveMs ?? 5_000, () => {
+      return heldJsonResponse(answer, keepaliveMs, () => {
         left = true;
         gen.cancel();
       });
@@ -290,10 +291,9 @@ export function createPodApp(d: PodDeps): Hono {
           else if (echo) send(sseJson(fmt.chunk(choice, echo, null, fmt.echoLogprobs(choice), includeUsage)));
         };
         // While queued, prefilling or stalled: the edge counts a silent pod as stuck.
-        const every = d.keepaliveMs ?? 5_000;
         keepalive = setInterval(() => {
-          if (performance.now() - lastSent >= every) send(SSE_KEEPALIVE);
-        }, every);
+          if (performance.now() - lastSent >= keepaliveMs) send(SSE_KEEPALIVE);
+        }, keepaliveMs);
         gen = new Generation(d.scheduler, plan, ctx, {
           onPrompt: recordPrompt,
           onDelta: (choice, text, s) => {

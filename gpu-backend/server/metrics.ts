@@ -1,7 +1,7 @@
-/** Request and token counters for `/load` and `/metrics`, plus a sliding-window output rate. */
 /** How a generation ended; its HTTP status cannot say, as a 200 head goes out before the end. */
 export type GenerationOutcome = "completed" | "failed" | "cancelled";
 
+/** Request and token counters for `/load` and `/metrics`, plus a sliding-window output rate. */
 export class PodMetrics {
   readonly requests = new Map<string, number>();
   readonly generations = new Map<GenerationOutcome, number>();
