@@ -114,6 +114,8 @@ describe("chat completions", () => {
 describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTES, 64 KiB in tests)", () => {
   const rowsOf = async (tenant: string) =>
     (await env.DB.prepare("SELECT status, completion_tokens, estimated FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ status: string; completion_tokens: number; estimated: number }>()).results;
+  /** The tenant's usage record, once its one request has been metered. */
+  const onlyRowOf = async (tenant: string) => (await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1))[0];
   const big = (content: string, extra: Record<string, unknown> = {}) => chat(content, { model: "test-big", max_tokens: 3000, ...extra });
 
   it("passes the answer through with the public model name, metered from its usage, never cached", async () => {
@@ -142,17 +144,18 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     const res = await gw("/v1/chat/completions", authed(key, big("cut")));
     expect(res.status).toBe(200);
     await expect(res.text()).rejects.toThrow();
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });
   });
 
-  it("answers 502 when the backend breaks off an answer small enough to buffer, and meters an estimate", async () => {
+  it.each([
+    ["breaks off an answer small enough to buffer", big("cut", { max_tokens: 100 })],
+    ["is silent for UPSTREAM_IDLE_TIMEOUT_MS (1 s in tests) in the middle of an answer", big("silent")],
+  ])("answers 502 when the backend %s, and meters an estimate", async (_, request) => {
     const { key, tenant } = await newTenantKey();
-    const res = await gw("/v1/chat/completions", authed(key, big("cut", { max_tokens: 100 })));
+    const res = await gw("/v1/chat/completions", authed(key, request));
     expect(res.status).toBe(502);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });
   });
 
   it("answers 502 with the backend's error when its generation fails after it sent a 200 head", async () => {
@@ -160,17 +163,7 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     const res = await gw("/v1/chat/completions", authed(key, big("fail")));
     expect(res.status).toBe(502);
     expect(await res.json()).toEqual({ error: { message: "Generation failed: out of device memory", type: "server_error", param: null, code: "generation_failed" } });
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "failed", estimated: 1 });
-  });
-
-  it("gives up on a backend silent for UPSTREAM_IDLE_TIMEOUT_MS (1 s in tests) in the middle of an answer", async () => {
-    const { key, tenant } = await newTenantKey();
-    const res = await gw("/v1/chat/completions", authed(key, big("silent")));
-    expect(res.status).toBe(502);
-    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("upstream_error");
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });
   });
 
   it("passes a stream's keepalives on, and ends a stream silent for UPSTREAM_IDLE_TIMEOUT_MS with an error event", async () => {
@@ -182,8 +175,7 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(JSON.parse(events[0]!.slice(6)).choices[0].delta.content).toBe("one");
     expect(JSON.parse(events.at(-1)!.slice(6)).error).toMatchObject({ code: "upstream_stream_error" });
     expect(events.at(-1)).toContain("sent nothing for 1000 ms");
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "failed", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });
   });
 
   it("cancels the backend's answer when the client leaves while it is still being generated, and meters an estimate", async () => {
@@ -195,8 +187,7 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     client.abort();
     await res;
     await eventually(5_000, upstreamState, (s) => s.cancelled.length > before);
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "cancelled", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "cancelled", estimated: 1 });
   });
 
   it("cancels the backend's answer when the client stops reading", async () => {
@@ -205,8 +196,7 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     const reader = res.body!.getReader();
     expect((await reader.read()).done).toBe(false);
     await reader.cancel();
-    const [row] = await eventually(10_000, () => rowsOf(tenant), (r) => r.length === 1);
-    expect(row).toMatchObject({ status: "cancelled", estimated: 1 });
+    expect(await onlyRowOf(tenant)).toMatchObject({ status: "cancelled", estimated: 1 });
   });
 
   it("answers 502 when a large answer does not start as a JSON object", async () => {
