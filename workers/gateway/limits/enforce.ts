@@ -59,15 +59,18 @@ export async function admit(c: Context<AppEnv>, reservation: number): Promise<Li
   if (scopes.length === 0) return null;
   const stub = c.env.TENANT_LIMITER.get(c.env.TENANT_LIMITER.idFromName(auth.tenantId));
   const requestId = c.get("requestId");
-  const d = await stub.admit({ requestId, tokens: reservation, now: Date.now(), leaseMs: c.get("settings").limitLeaseMs, scopes });
-  if (!d.ok) throw refusal(d, auth.display);
   let settled: Promise<void> | null = null;
-  return {
-    headers: limitHeaders(d.state),
-    settle: (tokens) =>
-      (settled ??= stub.settle(requestId, tokens).then(
-        () => {},
-        (e: unknown) => console.error(JSON.stringify({ msg: "limit settlement failed", request_id: requestId, error: String(e) })),
-      )),
-  };
+  const settle = (tokens: number) =>
+    (settled ??= stub.settle(requestId, tokens).then(
+      () => {},
+      (e: unknown) => console.error(JSON.stringify({ msg: "limit settlement failed", request_id: requestId, error: String(e) })),
+    ));
+  const decision = stub.admit({ requestId, tokens: reservation, now: Date.now(), leaseMs: c.get("settings").limitLeaseMs, scopes });
+  // A client that leaves during this call tears the handler down before it holds a ticket (workerd cancels the
+  // await), and nothing else would release the lease before LIMIT_LEASE_MS: the background does it then.
+  const signal = c.req.raw.signal;
+  c.executionCtx.waitUntil(decision.then((d) => (d.ok && signal.aborted ? settle(0) : undefined), () => undefined));
+  const d = await decision;
+  if (!d.ok) throw refusal(d, auth.display);
+  return { headers: limitHeaders(d.state), settle };
 }
