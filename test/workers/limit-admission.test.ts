@@ -1,3 +1,4 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
@@ -27,38 +28,31 @@ function admissionApp(tenantId: string) {
   return app;
 }
 
-/** An ExecutionContext whose background work the test can wait for. */
-function backgroundContext() {
-  const pending: Promise<unknown>[] = [];
-  const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p), passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
-  return { ctx, settled: () => Promise.all(pending) };
-}
-
 describe("admission and a client that leaves", () => {
   it("a client that leaves while its admission is decided does not keep its concurrency slot", async () => {
     const app = admissionApp(`tenant-${crypto.randomUUID()}`);
     const client = new AbortController();
-    const first = backgroundContext();
+    const first = createExecutionContext();
     // The limiter call is in flight when fetch returns its promise; the client leaves before it is answered.
-    const admitted = app.fetch(new Request("http://gw/", { method: "POST", signal: client.signal }), env, first.ctx);
+    const admitted = app.fetch(new Request("http://gw/", { method: "POST", signal: client.signal }), env, first);
     client.abort();
     expect((await admitted).status).toBe(200);
-    await first.settled();
-    const next = backgroundContext();
-    const again = await app.fetch(new Request("http://gw/", { method: "POST" }), env, next.ctx);
+    await waitOnExecutionContext(first);
+    const next = createExecutionContext();
+    const again = await app.fetch(new Request("http://gw/", { method: "POST" }), env, next);
     expect(again.status).toBe(200);
-    await next.settled();
+    await waitOnExecutionContext(next);
   });
 
   it("a client that stays keeps its slot until its ticket is settled", async () => {
     const app = admissionApp(`tenant-${crypto.randomUUID()}`);
-    const first = backgroundContext();
-    expect((await app.fetch(new Request("http://gw/", { method: "POST" }), env, first.ctx)).status).toBe(200);
-    await first.settled();
-    const second = backgroundContext();
-    const refused = await app.fetch(new Request("http://gw/", { method: "POST" }), env, second.ctx);
+    const first = createExecutionContext();
+    expect((await app.fetch(new Request("http://gw/", { method: "POST" }), env, first)).status).toBe(200);
+    await waitOnExecutionContext(first);
+    const second = createExecutionContext();
+    const refused = await app.fetch(new Request("http://gw/", { method: "POST" }), env, second);
     expect(refused.status).toBe(429);
     expect(await refused.text()).toMatch(/concurrent requests/);
-    await second.settled();
+    await waitOnExecutionContext(second);
   });
 });
