@@ -16,7 +16,8 @@ import type { AddressInfo } from "node:net";
  *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
  *   test-big      a non-streaming answer of max_tokens words, each with logprobs (~100 bytes a word), sent in
  *                 16 KiB pieces with usage before a last member; a last user message of "cut" drops the
- *                 connection halfway, "garbage" answers the same bulk as HTML; as a pod does while it
+ *                 connection halfway, "stall" sends half of it and then nothing, "garbage" answers the same
+ *                 bulk as HTML; as a pod does while it
  *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), "silent"
  *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing), and
  *                 "hold" a space every 200 ms until its client (the gateway) goes away
@@ -99,13 +100,13 @@ function bigAnswer(id: string, model: string, chat: boolean, n: number, mode: st
   const choice = chat ? { index: 0, message: { role: "assistant", content: text }, logprobs, finish_reason: "length" } : { index: 0, text, logprobs, finish_reason: "length" };
   const json = JSON.stringify({ id, object: chat ? "chat.completion" : "text_completion", created: 1, model, choices: [choice], usage, system_fingerprint: "fp_big" });
   const bytes = enc.encode(mode === "garbage" ? `<html>${json}</html>` : json);
-  const end = mode === "cut" ? bytes.length >> 1 : bytes.length;
+  const end = mode === "cut" || mode === "stall" ? bytes.length >> 1 : bytes.length;
   return new Response(
     new ReadableStream<Uint8Array>({
       start(ctl) {
         for (let o = 0; o < end; o += 16384) ctl.enqueue(bytes.subarray(o, Math.min(o + 16384, end)));
         if (mode === "cut") setTimeout(() => ctl.error(new Error("connection dropped")), 10);
-        else ctl.close();
+        else if (mode !== "stall") ctl.close();
       },
     }),
     { headers: { "content-type": "application/json" } },

@@ -139,9 +139,12 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(rows).toEqual([0, 1].map(() => ({ status: "completed", completion_tokens: 3000, estimated: 0 })));
   });
 
-  it("ends the client's body in an error when the backend breaks off, and meters an estimate", async () => {
+  it.each([
+    ["breaks off", "cut"],
+    ["is silent for UPSTREAM_IDLE_TIMEOUT_MS (1 s in tests) in the middle", "stall"],
+  ])("ends the client's body in an error when the backend %s, and meters an estimate", async (_, mode) => {
     const { key, tenant } = await newTenantKey();
-    const res = await gw("/v1/chat/completions", authed(key, big("cut")));
+    const res = await gw("/v1/chat/completions", authed(key, big(mode)));
     expect(res.status).toBe(200);
     await expect(res.text()).rejects.toThrow();
     expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });

@@ -171,7 +171,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     call.onAnswer(null);
     let settle!: (o: StreamOutcome) => void;
     const outcome = new Promise<StreamOutcome>((r) => (settle = r));
-    const passed = passThroughAnswer(body.head, body.reader, { ...(publicModel ? { publicModel } : {}), signal: c.req.raw.signal, onFinish: settle });
+    const passed = passThroughAnswer(body.head, body.reader, { ...(publicModel ? { publicModel } : {}), signal: c.req.raw.signal, idleMs: settings.upstreamIdleTimeoutMs, onFinish: settle });
     if (!passed) throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
     waitUntil(
       outcome.then((o) => {

@@ -39,14 +39,14 @@ export async function readUpTo(body: ReadableStream<Uint8Array> | null, limit: n
  * A non-streaming answer too large to hold (logprobs of thousands of tokens can reach tens of MB, and a Worker
  * has 128 MB): passed to the client as it arrives, with `usage` read and `model` relabelled on the way. Pull-
  * based, so backpressure reaches the backend. `onFinish` gets the outcome once: completed (with the upstream's
- * usage when it sent one), failed (the backend broke off or sent a truncated object: the client's body ends in
- * an error too), or cancelled (the client left, via a cancelled body or `signal`). Null, with the body
- * cancelled, when what was read is not the start of a JSON object.
+ * usage when it sent one), failed (the backend broke off, was silent for `idleMs`, or sent a truncated object:
+ * the client's body ends in an error too), or cancelled (the client left, via a cancelled body or `signal`).
+ * Null, with the body cancelled, when what was read is not the start of a JSON object.
  */
 export function passThroughAnswer(
   head: Uint8Array[],
   reader: ReadableStreamDefaultReader<Uint8Array>,
-  opts: { publicModel?: string; signal?: AbortSignal; onFinish(outcome: StreamOutcome): void },
+  opts: { publicModel?: string; signal?: AbortSignal; idleMs: number; onFinish(outcome: StreamOutcome): void },
 ): ReadableStream<Uint8Array> | null {
   const scan = new JsonMemberStream({ capture: ["usage"], ...(opts.publicModel ? { replace: { model: JSON.stringify(opts.publicModel) } } : {}) });
   const queued = head.flatMap((chunk) => scan.feed(chunk));
@@ -76,7 +76,7 @@ export function passThroughAnswer(
       }
       try {
         for (;;) {
-          const { done, value } = await reader.read();
+          const { done, value } = await readWithin(reader, opts.idleMs);
           if (done) break;
           const out = scan.feed(value);
           if (out.length === 0) continue;
