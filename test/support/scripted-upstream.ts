@@ -24,7 +24,8 @@ import type { AddressInfo } from "node:net";
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
- * Retry-After: 0 for the first N attempts of each webhook-id then 200, `gone-…` 410 — and GET /_hooks?name=…
+ * Retry-After: 0 for the first N attempts of each webhook-id then 200, `gone-…` 410, `moved-…` a 307 to
+ * `/_hooks/ok-…` (the same rest) — and GET /_hooks?name=…
  * lists what arrived (headers, raw body, the status answered).
  */
 export interface RecordedRequest {
@@ -139,8 +140,9 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
     const n = (attemptsById.get(`${name}/${id}`) ?? 0) + 1;
     attemptsById.set(`${name}/${id}`, n);
     const flaky = /^flaky(\d+)-/.exec(name);
-    const status = name.startsWith("gone-") ? 410 : flaky && n <= Number(flaky[1]) ? 503 : 200;
+    const status = name.startsWith("gone-") ? 410 : name.startsWith("moved-") ? 307 : flaky && n <= Number(flaky[1]) ? 503 : 200;
     hooks.push({ name, headers, body, status });
+    if (status === 307) return c.body("moved", 307, { location: `/_hooks/ok-${name.slice("moved-".length)}` });
     return c.body(status === 200 ? "ok" : "no", status as 200, status === 503 ? { "retry-after": "0" } : {});
   });
   app.get("/_hooks", (c) => c.json(hooks.filter((h) => h.name === c.req.query("name"))));

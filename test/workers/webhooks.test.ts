@@ -122,6 +122,17 @@ describe("billing webhooks (Standard Webhooks)", () => {
     await eventually(10_000, () => hooks(name), (hs) => hs.length > 15);
   }, 60_000);
 
+  it("does not follow a receiver's redirect: the attempt fails and the Location never gets the event", async () => {
+    const { key, tenant } = await newTenantKey();
+    const rest = crypto.randomUUID();
+    const ep = await endpoint(tenant, `moved-${rest}`);
+    await call(key, 0);
+    // A retry proves the first attempt counted as failed; followed, it would have been delivered.
+    const [d] = await eventually(20_000, async () => (await adminCall<{ data: { attempts: number; last_status: number; last_error: string }[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`)).json.data, (ds) => (ds[0]?.attempts ?? 0) >= 2);
+    expect(d).toMatchObject({ last_status: 307, last_error: expect.stringMatching(/redirects are not followed/) });
+    expect(await hooks(`ok-${rest}`)).toEqual([]);
+  }, 30_000);
+
   it("validates endpoint URLs and keeps webhook routes behind the admin token", async () => {
     const { key, tenant } = await newTenantKey();
     expect((await adminCall("POST", `/tenants/${tenant}/webhooks`, { url: "not a url" })).status).toBe(400);

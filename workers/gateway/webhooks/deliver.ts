@@ -5,7 +5,9 @@ import { endpointForDelivery, getDelivery, recordAttempt, setEndpointStatus } fr
 
 /**
  * Queue consumer for webhook deliveries: one signed POST per message. 2xx → delivered. 410 → the endpoint is
- * disabled (the receiver asked to stop). Anything else — error status, timeout, connection failure — is
+ * disabled (the receiver asked to stop). Redirects are not followed: the endpoint's URL passed the URL policy,
+ * a Location would not have (a public receiver could bounce deliveries to a private address), so a 3xx counts as
+ * a failed attempt. Anything else — error status, timeout, connection failure — is
  * retried by the queue with exponential back-off and jitter (honouring Retry-After), the same webhook-id every
  * time; after MAX_ATTEMPTS the delivery is dead-lettered (status "dead", listed and re-sendable via the admin API).
  */
@@ -30,10 +32,12 @@ export async function deliverWebhooks(batch: MessageBatch<unknown>, env: Env): P
           method: "POST",
           headers: await webhookHeaders(ep.secrets, d.id, Math.floor(Date.now() / 1000), d.payload),
           body: d.payload,
+          redirect: "manual",
           signal: AbortSignal.timeout(15_000),
         });
         httpStatus = res.status;
         retryAfter = res.headers.get("retry-after");
+        if (httpStatus >= 300 && httpStatus < 400) error = `HTTP ${httpStatus}: redirects are not followed; register the URL that answers`;
         await res.body?.cancel();
       } catch (e) {
         error = e instanceof Error ? e.message : String(e);
