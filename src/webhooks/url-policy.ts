@@ -17,7 +17,8 @@ export function checkEndpointUrl(raw: string, production: boolean): string | nul
 }
 
 export function isPrivateHost(hostname: string): boolean {
-  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "");
+  // Brackets of IPv6 literals and the root label's dot (`localhost.` is localhost) do not change the host.
+  const h = hostname.toLowerCase().replace(/^\[|\]$/g, "").replace(/\.$/, "");
   if (h === "localhost" || h.endsWith(".localhost") || h.endsWith(".local") || h.endsWith(".internal")) return true;
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(h);
   if (v4) {
@@ -25,7 +26,10 @@ export function isPrivateHost(hostname: string): boolean {
     return a === 0 || a === 10 || a === 127 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || a >= 224;
   }
   if (h.includes(":")) {
-    return h === "::" || h === "::1" || h.startsWith("fc") || h.startsWith("fd") || h.startsWith("fe8") || h.startsWith("fe9") || h.startsWith("fea") || h.startsWith("feb") || h.startsWith("::ffff:");
+    // `::/96` holds the unspecified, loopback, IPv4-mapped and IPv4-compatible forms (the URL parser writes
+    // `[::127.0.0.1]` as `::7f00:1`); then unique-local, link- and site-local, multicast, and NAT64 (which embeds
+    // an IPv4 address).
+    return h.startsWith("::") || /^(f[cd]|fe[89a-f]|ff)/.test(h) || h.startsWith("64:ff9b:");
   }
   return false;
 }

@@ -52,8 +52,13 @@ describe("webhook URL policy", () => {
     else expect(r).toMatch(problem);
   });
   it("knows the private ranges", () => {
-    for (const h of ["192.168.1.1", "172.16.0.1", "172.31.255.255", "100.64.0.1", "fd00::1", "fe80::1", "0.0.0.0"]) expect(isPrivateHost(h), h).toBe(true);
-    for (const h of ["172.32.0.1", "8.8.8.8", "example.com", "2001:db8::1"]) expect(isPrivateHost(h), h).toBe(false);
+    for (const h of ["192.168.1.1", "172.16.0.1", "172.31.255.255", "100.64.0.1", "fd00::1", "fe80::1", "fec0::1", "ff02::1", "0.0.0.0", "::", "::1"]) expect(isPrivateHost(h), h).toBe(true);
+    for (const h of ["172.32.0.1", "8.8.8.8", "example.com", "2001:db8::1", "2606:4700::1111"]) expect(isPrivateHost(h), h).toBe(false);
+  });
+  it("sees loopback and private IPv4 inside IPv6 literals, as the URL parser writes them", () => {
+    for (const url of ["https://[::127.0.0.1]/h", "https://[::ffff:10.0.0.1]/h", "https://[64:ff9b::10.0.0.1]/h", "https://0177.0.0.1/h", "https://2130706433/h", "https://localhost./h", "https://127.0.0.1./h"]) {
+      expect(checkEndpointUrl(url, true), url).toMatch(/private/);
+    }
   });
 });
 
