@@ -32,7 +32,7 @@ export default defineConfig({
           cloudflareTest(async ({ inject }) => {
             const upstream = inject<string>("upstreamUrl");
             const price = { input_per_mtok: 0.27, cached_input_per_mtok: 0.07, output_per_mtok: 1.1 };
-            const models: Record<string, unknown>[] = ["test-echo", "test-500", "test-400", "test-garbage", "test-slow", "test-cut", "test-hold", "test-brief", "test-big"].map((id) => ({
+            const models: Record<string, unknown>[] = ["test-echo", "test-500", "test-400", "test-garbage", "test-redirect", "test-slow", "test-cut", "test-hold", "test-brief", "test-big"].map((id) => ({
               id,
               upstreams: [upstream],
               pricing: price,

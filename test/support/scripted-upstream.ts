@@ -10,6 +10,8 @@ import type { AddressInfo } from "node:net";
  *   test-500      HTTP 500
  *   test-400      an OpenAI-shaped 400 (context_length_exceeded)
  *   test-garbage  HTTP 200 that is not JSON / not an event stream
+ *   test-redirect a 307 to POST /_followed, which would answer a chat completion (it records who came: `followed`
+ *                 in GET /_state)
  *   test-slow     streams one word every 20 ms for a long time (for disconnect tests)
  *   test-cut      streams two chunks then drops the connection
  *   test-hold     answers one chunk, then waits for GET /_release?marker=<last user message> (usage: 10 tokens)
@@ -147,7 +149,12 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
   });
   app.get("/_hooks", (c) => c.json(hooks.filter((h) => h.name === c.req.query("name"))));
 
-  app.get("/_state", (c) => c.json({ requests, cancelled }));
+  const followed: string[] = [];
+  app.post("/_followed", (c) => {
+    followed.push(c.req.header("x-request-id") ?? "");
+    return c.json({ id: "followed", object: "chat.completion", created: 1, model: "test-redirect", choices: [{ index: 0, message: { role: "assistant", content: "followed" }, logprobs: null, finish_reason: "stop" }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } });
+  });
+  app.get("/_state", (c) => c.json({ requests, cancelled, followed }));
   app.get("/health", (c) => c.json({ status: "ok" }));
 
   app.post("/v1/:kind{chat/completions|completions}", async (c) => {
@@ -169,6 +176,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       );
     }
     if (model === "test-garbage") return c.text("<html>not json</html>", 200);
+    if (model === "test-redirect") return c.body(null, 307, { location: "/_followed" });
     if (model === "test-big") return bigAnswer(id, model, chat, Number(body.max_tokens ?? 1000), w.join(" "), body.stream === true, cancelled);
 
     if (model === "test-hold" || model === "test-brief") {

@@ -6,6 +6,8 @@ import { authed, gw, newTenantKey } from "./helpers.js";
 interface UpstreamState {
   requests: { path: string; headers: Record<string, string>; body: Record<string, unknown> }[];
   cancelled: string[];
+  /** Requests that followed test-redirect's Location (by x-request-id). */
+  followed: string[];
 }
 const upstreamState = async (): Promise<UpstreamState> => (await fetch(`${env.UPSTREAM_URL}/_state`)).json();
 
@@ -237,6 +239,13 @@ describe("upstream failures", () => {
     const { key } = await newTenantKey();
     expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage" })))).status).toBe(502);
     expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage", stream: true })))).status).toBe(502);
+  });
+  it("answers 502 for an upstream that redirects, and does not follow it", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-redirect" })));
+    expect(res.status).toBe(502);
+    expect((await errorOf(res)).message).toMatch(/HTTP 307/);
+    expect((await upstreamState()).followed).toEqual([]);
   });
 });
 

@@ -69,13 +69,14 @@ export class RegionMonitor extends DurableObject<Env> {
     const timeout = Math.min(this.intervalMs, 2000);
     let next: PodHealth;
     try {
-      const health = await fetch(new URL("/health", pod.url), { signal: AbortSignal.timeout(timeout) });
+      // As for requests (upstream/forward.ts), a redirect is not followed: a 3xx is not a healthy answer.
+      const health = await fetch(new URL("/health", pod.url), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
       await health.body?.cancel();
       if (!health.ok) throw new Error(`/health answered ${health.status}`);
       let running = 0;
       let waiting = 0;
       if (pod.kind === "moe-pod") {
-        const load = await fetch(new URL("/load", pod.url), { signal: AbortSignal.timeout(timeout) });
+        const load = await fetch(new URL("/load", pod.url), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
         if (load.ok) {
           const l = (await load.json()) as { running?: number; waiting?: number };
           running = l.running ?? 0;

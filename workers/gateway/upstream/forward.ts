@@ -57,7 +57,7 @@ async function headersFor(spec: ForwardSpec, target: Target): Promise<Record<str
 }
 
 /**
- * Sends the request to the targets in order. A connection error, a timeout before the headers, or a 5xx
+ * Sends the request to the targets in order. A connection error, a timeout before the headers, a 5xx or a 3xx
  * moves on to the next target (nothing has reached the client yet, so retrying is invisible to it), within
  * `maxAttempts` and `deadlineMs`; a 2xx or 4xx is returned as is. Client disconnect aborts and stops.
  */
@@ -74,9 +74,12 @@ export async function forward(spec: ForwardSpec): Promise<Forwarded> {
     const timer = setTimeout(() => controller.abort(new Error("timeout")), Math.min(spec.timeoutMs, remaining));
     const url = new URL(spec.path, target.url.endsWith("/") ? target.url : `${target.url}/`).toString();
     try {
-      const response = await fetch(url, { method: "POST", body: spec.body, signal: controller.signal, headers: await headersFor(spec, target) });
-      if (response.status >= 500) {
-        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}` });
+      // Redirects are not followed: they would carry the body, the tenant and any upstream key to wherever the
+      // Location points. An OpenAI-compatible backend never redirects a POST; one that does is misconfigured.
+      const response = await fetch(url, { method: "POST", body: spec.body, signal: controller.signal, headers: await headersFor(spec, target), redirect: "manual" });
+      const redirected = response.status >= 300 && response.status < 400;
+      if (response.status >= 500 || redirected) {
+        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}${redirected ? " (redirect not followed)" : ""}` });
         await response.body?.cancel().catch(() => {});
         spec.onFailure(target);
         continue;
