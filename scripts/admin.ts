@@ -1,7 +1,8 @@
 import { parseArgs } from "node:util";
 
 /**
- * `npm run admin -- <command>`: a thin CLI over the gateway's admin API. Prints the API's JSON.
+ * `npm run admin -- <command>`: a thin CLI over the gateway's admin API. Prints the API's JSON (a list: every
+ * page of it, as one list).
  *   tenants create <name> [limits] | tenants list [--name N] | tenants get <id> | tenants suspend|activate <id>
  *   tenants limit <id> [limits]
  *   keys create <tenant> [--name N] [--models a,b] [--expires-at <unix seconds | ISO date>] [limits]
@@ -69,6 +70,25 @@ async function main(): Promise<number> {
     (res.ok ? console.log : console.error)(text);
     return res.ok ? 0 : 1;
   };
+  /** Every page of a list, printed as one list. */
+  const listAll = async (path: string, query: Record<string, string> = {}) => {
+    const data: unknown[] = [];
+    for (let after: string | null = null; ; ) {
+      const qs = new URLSearchParams({ ...query, limit: "1000", ...(after ? { after } : {}) });
+      const res = await fetch(`${base}/admin${path}?${qs}`, { headers: { authorization: `Bearer ${token}` } });
+      const text = await res.text();
+      if (!res.ok) {
+        console.error(text);
+        return 1;
+      }
+      const page = JSON.parse(text) as { data: unknown[]; has_more: boolean; last_id: string | null };
+      data.push(...page.data);
+      if (!page.has_more || !page.last_id) break;
+      after = page.last_id;
+    }
+    console.log(JSON.stringify({ object: "list", data }));
+    return 0;
+  };
   const need = (what: string) => {
     if (!arg) throw new Error(`missing <${what}>\n${USAGE}`);
     return encodeURIComponent(arg);
@@ -79,7 +99,7 @@ async function main(): Promise<number> {
     case "tenants limit":
       return call("PATCH", `/tenants/${need("tenant-id")}`, { limits: limits() });
     case "tenants list":
-      return call("GET", `/tenants${values.name ? `?name=${encodeURIComponent(values.name)}` : ""}`);
+      return listAll("/tenants", values.name ? { name: values.name } : {});
     case "tenants get":
       return call("GET", `/tenants/${need("tenant-id")}`);
     case "tenants suspend":
@@ -96,7 +116,7 @@ async function main(): Promise<number> {
     case "keys limit":
       return call("PATCH", `/keys/${need("key-id")}`, { limits: limits() });
     case "keys list":
-      return call("GET", `/tenants/${need("tenant-id")}/keys`);
+      return listAll(`/tenants/${need("tenant-id")}/keys`);
     case "keys revoke":
       return call("DELETE", `/keys/${need("key-id")}`);
     case "keys rotate":

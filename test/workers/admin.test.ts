@@ -57,6 +57,47 @@ describe("admin API", () => {
     expect(JSON.stringify(list.json)).not.toContain(k.json.key.slice(3));
   });
 
+  it("lists keys and tenants in pages that join up to the whole list, whatever the page size", async () => {
+    const t = await adminCall<{ id: string }>("POST", "/tenants", { name: `paged-${crypto.randomUUID()}` });
+    const made: string[] = [];
+    for (let i = 0; i < 5; i++) made.push((await adminCall<{ id: string }>("POST", `/tenants/${t.json.id}/keys`, { name: `k${i}` })).json.id);
+    type KeyPage = { data: { id: string; name: string }[]; first_id: string | null; last_id: string | null; has_more: boolean };
+    const walk = async (path: string, limit: number) => {
+      const pages: KeyPage[] = [];
+      for (let after: string | null = null; ; ) {
+        const r: { status: number; json: KeyPage } = await adminCall<KeyPage>("GET", `${path}${path.includes("?") ? "&" : "?"}limit=${limit}${after ? `&after=${after}` : ""}`);
+        expect(r.status).toBe(200);
+        pages.push(r.json);
+        if (!r.json.has_more) return pages;
+        after = r.json.last_id;
+      }
+    };
+    for (const limit of [1, 2, 5, 100]) {
+      const pages = await walk(`/tenants/${t.json.id}/keys`, limit);
+      expect(pages).toHaveLength(Math.max(1, Math.ceil(5 / limit)));
+      expect(pages.flatMap((p) => p.data.map((k) => k.id))).toEqual((await adminCall<KeyPage>("GET", `/tenants/${t.json.id}/keys`)).json.data.map((k) => k.id));
+      expect(new Set(pages.flatMap((p) => p.data.map((k) => k.id)))).toEqual(new Set(made));
+      for (const p of pages) expect([p.first_id, p.last_id]).toEqual([p.data[0]!.id, p.data.at(-1)!.id]);
+    }
+    const name = `same-${crypto.randomUUID()}`;
+    const tenants: string[] = [];
+    for (let i = 0; i < 3; i++) tenants.push((await adminCall<{ id: string }>("POST", "/tenants", { name })).json.id);
+    const byName = await walk(`/tenants?name=${name}`, 2);
+    expect(byName.map((p) => p.data.length)).toEqual([2, 1]);
+    expect(new Set(byName.flatMap((p) => p.data.map((x) => x.id)))).toEqual(new Set(tenants));
+  });
+
+  it("refuses a page size out of range and a cursor from another list", async () => {
+    const a = await newTenantKey();
+    const b = await newTenantKey();
+    for (const q of ["limit=0", "limit=1001", "limit=two"]) {
+      const r = await adminCall<{ error: { param: string } }>("GET", `/tenants/${a.tenant}/keys?${q}`);
+      expect([r.status, r.json.error.param]).toEqual([400, "limit"]);
+    }
+    const foreign = await adminCall<{ error: { param: string } }>("GET", `/tenants/${a.tenant}/keys?after=${b.keyId}`);
+    expect([foreign.status, foreign.json.error.param]).toEqual([400, "after"]);
+  });
+
   it("imports an existing key once; a duplicate is a 409", async () => {
     const t = await adminCall<{ id: string }>("POST", "/tenants", { name: "import" });
     const key = `sk-imported-${crypto.randomUUID()}`;

@@ -108,6 +108,27 @@ describe("billing webhooks (Standard Webhooks)", () => {
     expect(payload.data.models).toEqual([{ model: "test-echo", requests: 2, prompt_tokens: 20, cached_tokens: 8, completion_tokens: 10, cost_micros: 24 }]);
   });
 
+  it("lists an endpoint's deliveries newest first, in pages; a delivery of another endpoint is not found", async () => {
+    const { key, tenant } = await newTenantKey();
+    const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    const other = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    const t0 = Math.floor(Date.now() / 1000);
+    await call(key, 0);
+    await eventually(10_000, async () => (await adminCall<{ data: unknown[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`)).json.data, (d) => d.length === 1);
+    for (let i = 0; i < 3; i++) expect((await adminCall("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: t0 - 1, to: t0 + 3600 })).status).toBe(202);
+    type Row = { id: string; created_at: number };
+    const all = (await adminCall<{ data: Row[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`)).json.data;
+    expect(all).toHaveLength(4);
+    expect(all.map((d) => d.created_at)).toEqual([...all.map((d) => d.created_at)].sort((x, y) => y - x));
+    const first = await adminCall<{ data: Row[]; has_more: boolean; last_id: string }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries?limit=3`);
+    expect(first.json.has_more).toBe(true);
+    const rest = await adminCall<{ data: Row[]; has_more: boolean }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries?limit=3&after=${first.json.last_id}`);
+    expect(rest.json.has_more).toBe(false);
+    expect([...first.json.data, ...rest.json.data].map((d) => d.id)).toEqual(all.map((d) => d.id));
+    expect((await adminCall("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries?status=lost`)).status).toBe(400);
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks/${other.id}/deliveries/${all[0]!.id}/retry`)).status).toBe(404);
+  });
+
   it("dead-letters a delivery after its last attempt; the admin API lists it and can send it again", async () => {
     const { key, tenant } = await newTenantKey();
     const name = `flaky99-${crypto.randomUUID()}`;

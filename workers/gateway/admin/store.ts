@@ -3,6 +3,8 @@ import type { Limits } from "../../../src/limits/limits.js";
 import { displayPrefix, generateApiKey, hashApiKey } from "../../../src/auth/api-keys.js";
 import { newId, nowSeconds } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
+import { toPage, type Page, type PageQuery } from "../../../src/admin/pagination.js";
+import { pageRows } from "./keyset.js";
 
 /** D1 access for tenants and keys. Every function maps rows to the admin API's objects. */
 
@@ -78,12 +80,9 @@ export async function getTenant(db: D1Database, id: string): Promise<Tenant> {
   return toTenant(row);
 }
 
-export async function listTenants(db: D1Database, name?: string): Promise<Tenant[]> {
-  const stmt = name
-    ? db.prepare("SELECT * FROM tenants WHERE name = ? ORDER BY created_at, id").bind(name)
-    : db.prepare("SELECT * FROM tenants ORDER BY created_at, id");
-  const { results } = await stmt.all<TenantRow>();
-  return results.map(toTenant);
+export async function listTenants(db: D1Database, q: PageQuery, name?: string): Promise<Page<Tenant>> {
+  const rows = name ? await pageRows<TenantRow>(db, "tenants", "name = ?", [name], q, "asc") : await pageRows<TenantRow>(db, "tenants", "1 = 1", [], q, "asc");
+  return toPage(rows.map(toTenant), q.limit);
 }
 
 export async function updateTenant(
@@ -148,13 +147,9 @@ export async function createKey(db: D1Database, tenantId: string, spec: NewKey):
   return { ...toKey(row), key: plaintext };
 }
 
-export async function listKeys(db: D1Database, tenantId: string): Promise<ApiKey[]> {
+export async function listKeys(db: D1Database, tenantId: string, q: PageQuery): Promise<Page<ApiKey>> {
   await getTenant(db, tenantId);
-  const { results } = await db
-    .prepare("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id LIMIT 1000")
-    .bind(tenantId)
-    .all<KeyRow>();
-  return results.map(toKey);
+  return toPage((await pageRows<KeyRow>(db, "api_keys", "tenant_id = ?", [tenantId], q, "asc")).map(toKey), q.limit);
 }
 
 async function getKeyRow(db: D1Database, id: string): Promise<KeyRow> {

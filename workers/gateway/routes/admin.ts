@@ -1,4 +1,6 @@
 import { Hono } from "hono";
+import { z } from "zod";
+import { PageQuerySchema } from "../../../src/admin/pagination.js";
 import {
   CreateKeySchema,
   CreateTenantSchema,
@@ -25,9 +27,12 @@ admin.post("/tenants", async (c) => {
   return c.json(await store.createTenant(c.env.DB, name, limits, response_cache), 201);
 });
 
-admin.get("/tenants", async (c) =>
-  c.json({ object: "list", data: await store.listTenants(c.env.DB, c.req.query("name")) }),
-);
+const TenantsQuerySchema = PageQuerySchema.extend({ name: z.string().optional() });
+
+admin.get("/tenants", async (c) => {
+  const { name, ...page } = validateBody(TenantsQuerySchema, c.req.query());
+  return c.json(await store.listTenants(c.env.DB, page, name));
+});
 
 admin.get("/tenants/:tenant", async (c) => c.json(await store.getTenant(c.env.DB, c.req.param("tenant"))));
 
@@ -47,7 +52,7 @@ admin.post("/tenants/:tenant/keys", async (c) => {
 });
 
 admin.get("/tenants/:tenant/keys", async (c) =>
-  c.json({ object: "list", data: await store.listKeys(c.env.DB, c.req.param("tenant")) }),
+  c.json(await store.listKeys(c.env.DB, c.req.param("tenant"), validateBody(PageQuerySchema, c.req.query()))),
 );
 
 admin.delete("/keys/:id", async (c) => {

@@ -1,4 +1,7 @@
 import { Hono } from "hono";
+import { z } from "zod";
+import { PageQuerySchema } from "../../../src/admin/pagination.js";
+import { validateBody } from "../../../src/openai/validate.js";
 import { errors } from "../../../src/openai/errors.js";
 import { CreateWebhookSchema, ReplaySchema, RotateSecretSchema } from "../../../src/webhooks/schemas.js";
 import { checkEndpointUrl } from "../../../src/webhooks/url-policy.js";
@@ -42,15 +45,16 @@ webhooks.post("/:id/replay", async (c) => {
   return c.json(await replayRange(c.env, ep, from, to), 202);
 });
 
-webhooks.get("/:id/deliveries", async (c) =>
-  c.json({ object: "list", data: await store.listDeliveries(c.env.DB, c.req.param("tenant")!, c.req.param("id"), c.req.query("status")) }),
-);
+const DeliveriesQuerySchema = PageQuerySchema.extend({ status: z.enum(["pending", "delivered", "dead", "cancelled"]).optional() });
+
+webhooks.get("/:id/deliveries", async (c) => {
+  const { status, ...page } = validateBody(DeliveriesQuerySchema, c.req.query());
+  return c.json(await store.listDeliveries(c.env.DB, c.req.param("tenant")!, c.req.param("id"), page, status));
+});
 
 /** Sends a dead (or cancelled) delivery again, as the same message. */
 webhooks.post("/:id/deliveries/:delivery/retry", async (c) => {
-  const rows = await store.listDeliveries(c.env.DB, c.req.param("tenant")!, c.req.param("id"));
-  const d = rows.find((r) => r.id === c.req.param("delivery"));
-  if (!d) throw errors.notFound(`No delivery '${c.req.param("delivery")}' for this endpoint.`);
+  const d = await store.deliveryOf(c.env.DB, c.req.param("tenant")!, c.req.param("id"), c.req.param("delivery"));
   if (d.status === "delivered") throw errors.conflict("That delivery already succeeded.", "already_delivered");
   await c.env.DB.prepare("UPDATE webhook_deliveries SET status = 'pending', attempts = 0, dead_at = NULL WHERE id = ?").bind(d.id).run();
   await c.env.WEBHOOK_QUEUE.send({ delivery_id: d.id });

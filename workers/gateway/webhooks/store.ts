@@ -2,6 +2,8 @@ import { nowSeconds, newId } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
 import type { WebhookEndpoint, WebhookEventType } from "../../../src/webhooks/schemas.js";
 import { generateWebhookSecret } from "../../../src/webhooks/signing.js";
+import { toPage, type Page, type PageQuery } from "../../../src/admin/pagination.js";
+import { pageRows } from "../admin/keyset.js";
 
 /** D1 access for webhook endpoints and their deliveries. */
 
@@ -164,12 +166,21 @@ export async function recordAttempt(db: D1Database, id: string, outcome: { statu
     .run();
 }
 
-export async function listDeliveries(db: D1Database, tenantId: string, endpointId: string, status?: string): Promise<DeliveryRow[]> {
+/** A page of an endpoint's deliveries, newest first, optionally of one status. */
+export async function listDeliveries(db: D1Database, tenantId: string, endpointId: string, q: PageQuery, status?: DeliveryRow["status"]): Promise<Page<DeliveryRow>> {
   await row(db, tenantId, endpointId);
-  const { results } = status
-    ? await db.prepare("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? AND status = ? ORDER BY created_at, id LIMIT 1000").bind(endpointId, status).all<DeliveryRow>()
-    : await db.prepare("SELECT * FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY created_at, id LIMIT 1000").bind(endpointId).all<DeliveryRow>();
-  return results;
+  const rows = status
+    ? await pageRows<DeliveryRow>(db, "webhook_deliveries", "endpoint_id = ? AND status = ?", [endpointId, status], q, "desc")
+    : await pageRows<DeliveryRow>(db, "webhook_deliveries", "endpoint_id = ?", [endpointId], q, "desc");
+  return toPage(rows, q.limit);
+}
+
+/** One delivery of a tenant's endpoint, or a 404. */
+export async function deliveryOf(db: D1Database, tenantId: string, endpointId: string, id: string): Promise<DeliveryRow> {
+  await row(db, tenantId, endpointId);
+  const d = await db.prepare("SELECT * FROM webhook_deliveries WHERE id = ? AND endpoint_id = ?").bind(id, endpointId).first<DeliveryRow>();
+  if (!d) throw errors.notFound(`No delivery '${id}' for this endpoint.`);
+  return d;
 }
 
 export { row as endpointRow };

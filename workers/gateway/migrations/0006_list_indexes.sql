@@ -1,0 +1,3 @@
+-- The admin API lists tenants page by page in (created_at, id) order, optionally by name.
+CREATE INDEX tenants_by_created ON tenants (created_at, id);
+CREATE INDEX tenants_by_name ON tenants (name, created_at, id);
