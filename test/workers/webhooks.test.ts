@@ -154,6 +154,22 @@ describe("billing webhooks (Standard Webhooks)", () => {
     expect(await hooks(`ok-${rest}`)).toEqual([]);
   }, 30_000);
 
+  it("a deleted endpoint is gone: not listed, not re-enabled, its pending deliveries cancelled", async () => {
+    const { key, tenant } = await newTenantKey();
+    const name = `flaky99-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name);
+    const kept = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    await call(key, 0);
+    const [d] = await eventually(10_000, async () => (await adminCall<{ data: { id: string; attempts: number }[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`)).json.data, (ds) => (ds[0]?.attempts ?? 0) >= 1);
+    expect((await adminCall("DELETE", `/tenants/${tenant}/webhooks/${ep.id}`)).status).toBe(200);
+    expect((await adminCall<{ data: { id: string }[] }>("GET", `/tenants/${tenant}/webhooks`)).json.data.map((e) => e.id)).toEqual([kept.id]);
+    for (const [method, path] of [["POST", "enable"], ["POST", "rotate-secret"], ["GET", "deliveries"], ["DELETE", ""]] as const) {
+      expect((await adminCall(method, `/tenants/${tenant}/webhooks/${ep.id}${path ? `/${path}` : ""}`)).status, `${method} ${path}`).toBe(404);
+    }
+    // An attempt in flight during the delete may still record itself as pending; the next one cancels.
+    await eventually(10_000, () => env.DB.prepare("SELECT status FROM webhook_deliveries WHERE id = ?").bind(d!.id).first<string>("status"), (s) => s === "cancelled");
+  });
+
   it("validates endpoint URLs and keeps webhook routes behind the admin token", async () => {
     const { key, tenant } = await newTenantKey();
     expect((await adminCall("POST", `/tenants/${tenant}/webhooks`, { url: "not a url" })).status).toBe(400);

@@ -63,13 +63,13 @@ export async function createEndpoint(db: D1Database, tenantId: string, url: stri
 }
 
 async function row(db: D1Database, tenantId: string, id: string): Promise<EndpointRow> {
-  const r = await db.prepare("SELECT * FROM webhook_endpoints WHERE id = ? AND tenant_id = ?").bind(id, tenantId).first<EndpointRow>();
+  const r = await db.prepare("SELECT * FROM webhook_endpoints WHERE id = ? AND tenant_id = ? AND deleted_at IS NULL").bind(id, tenantId).first<EndpointRow>();
   if (!r) throw errors.notFound(`No webhook endpoint '${id}' for tenant '${tenantId}'.`);
   return r;
 }
 
 export async function listEndpoints(db: D1Database, tenantId: string): Promise<WebhookEndpoint[]> {
-  const { results } = await db.prepare("SELECT * FROM webhook_endpoints WHERE tenant_id = ? ORDER BY created_at, id").bind(tenantId).all<EndpointRow>();
+  const { results } = await db.prepare("SELECT * FROM webhook_endpoints WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY created_at, id").bind(tenantId).all<EndpointRow>();
   return results.map(toEndpoint);
 }
 
@@ -106,11 +106,16 @@ export async function enableEndpoint(db: D1Database, tenantId: string, id: strin
   return toEndpoint(await row(db, tenantId, id));
 }
 
+/**
+ * Deletes an endpoint: its pending deliveries are cancelled and it is gone from the admin API (404 from then on).
+ * The row stays, marked, because its deliveries refer to it.
+ */
 export async function deleteEndpoint(db: D1Database, tenantId: string, id: string): Promise<void> {
   await row(db, tenantId, id);
+  const now = nowSeconds();
   await db.batch([
     db.prepare("UPDATE webhook_deliveries SET status = 'cancelled' WHERE endpoint_id = ? AND status = 'pending'").bind(id),
-    db.prepare("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'deleted', updated_at = ? WHERE id = ?").bind(nowSeconds(), id),
+    db.prepare("UPDATE webhook_endpoints SET status = 'disabled', disabled_reason = 'deleted', deleted_at = ?, updated_at = ? WHERE id = ?").bind(now, now, id),
   ]);
 }
 
