@@ -166,6 +166,7 @@ describe("billing webhooks (Standard Webhooks)", () => {
     for (const [method, path] of [["POST", "enable"], ["POST", "rotate-secret"], ["GET", "deliveries"], ["DELETE", ""]] as const) {
       expect((await adminCall(method, `/tenants/${tenant}/webhooks/${ep.id}${path ? `/${path}` : ""}`)).status, `${method} ${path}`).toBe(404);
     }
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: 0, to: 1 })).status).toBe(404);
     // An attempt in flight during the delete may still record itself as pending; the next one cancels.
     await eventually(10_000, () => env.DB.prepare("SELECT status FROM webhook_deliveries WHERE id = ?").bind(d!.id).first<string>("status"), (s) => s === "cancelled");
   });
