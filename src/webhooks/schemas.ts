@@ -14,10 +14,17 @@ export const RotateSecretSchema = z.object({
   overlap_seconds: z.number().int().min(0).max(7 * 24 * 3600).default(24 * 3600),
 });
 
+/** Most events one replay call sends: 20 deliveries, one Queue batch, a few MB in the Worker. */
+export const MAX_REPLAY_EVENTS = 10_000;
+
 export const ReplaySchema = z.object({
   /** Unix seconds: usage events that ended in [from, to) are sent again. */
   from: z.number().int().nonnegative(),
   to: z.number().int().positive(),
+  /** Events this call sends at most; the rest of the range follows with `after`. */
+  limit: z.number().int().min(1).max(MAX_REPLAY_EVENTS).default(MAX_REPLAY_EVENTS),
+  /** The previous call's `last_event_id`, to resume the range after it. */
+  after: z.string().min(1).max(200).optional(),
 });
 
 export const WebhookEndpointSchema = z.object({

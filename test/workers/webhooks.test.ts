@@ -73,9 +73,9 @@ describe("billing webhooks (Standard Webhooks)", () => {
     await eventually(10_000, () => hooks(name), (hs) => new Set(hs.flatMap(eventIdsOf)).size === 3);
     const rotated = await adminCall<{ secret: string }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/rotate-secret`, { overlap_seconds: 3600 });
     expect(rotated.json.secret).not.toBe(ep.secret);
-    const replay = await adminCall<{ deliveries: number; events: number }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: t0 - 1, to: t0 + 3600 });
+    const replay = await adminCall<{ deliveries: number; events: number; has_more: boolean; last_event_id: string }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: t0 - 1, to: t0 + 3600 });
     expect(replay.status).toBe(202);
-    expect(replay.json).toEqual({ deliveries: 1, events: 3 });
+    expect(replay.json).toMatchObject({ deliveries: 1, events: 3, has_more: false });
     const all = await eventually(10_000, () => hooks(name), (hs) => hs.some((h) => JSON.parse(h.body).data.replay));
     const replayed = all.find((h) => JSON.parse(h.body).data.replay)!;
     expect(new Set(eventIdsOf(replayed))).toEqual(new Set(all.filter((h) => !JSON.parse(h.body).data.replay).flatMap(eventIdsOf)));
@@ -83,6 +83,30 @@ describe("billing webhooks (Standard Webhooks)", () => {
     expect(() => new Webhook(ep.secret).verify(replayed.body, replayed.headers)).not.toThrow();
     expect(() => new Webhook(rotated.json.secret).verify(replayed.body, replayed.headers)).not.toThrow();
     expect(() => new Webhook(`whsec_${btoa("x".repeat(32))}`).verify(replayed.body, replayed.headers)).toThrow();
+  });
+
+  it("replays a long range call by call: each sends at most its limit, and the calls together send every event once", async () => {
+    const { key, tenant } = await newTenantKey();
+    const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    const t0 = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 5; i++) await call(key, i);
+    const ledger = await eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === 5);
+    type Replayed = { deliveries: number; events: number; has_more: boolean; last_event_id: string | null };
+    const calls: Replayed[] = [];
+    for (let after: string | null = null; ; ) {
+      const r: { status: number; json: Replayed } = await adminCall<Replayed>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: t0 - 1, to: t0 + 3600, limit: 2, ...(after ? { after } : {}) });
+      expect(r.status).toBe(202);
+      calls.push(r.json);
+      if (!r.json.has_more) break;
+      after = r.json.last_event_id;
+    }
+    expect(calls.map((c) => c.events)).toEqual([2, 2, 1]);
+    const sent = await env.DB.prepare("SELECT payload FROM webhook_deliveries WHERE endpoint_id = ? AND id LIKE 'rpl_%'").bind(ep.id).all<{ payload: string }>();
+    const ids = sent.results.flatMap((d) => (JSON.parse(d.payload) as { data: { events: { event_id: string }[] } }).data.events.map((e) => e.event_id));
+    expect(ids.sort()).toEqual(ledger.map((r) => r.event_id).sort());
+    const bad = await adminCall<{ error: { param: string } }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: 0, to: t0 + 3600, after: "evt_nope" });
+    expect([bad.status, bad.json.error.param]).toEqual([400, "after"]);
+    expect((await adminCall("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: 0, to: 1, limit: 10_001 })).status).toBe(400);
   });
 
   it("sends usage.hourly for the hour that ended, once", async () => {

@@ -38,11 +38,11 @@ webhooks.post("/:id/rotate-secret", async (c) => {
 });
 
 webhooks.post("/:id/replay", async (c) => {
-  const { from, to } = await bodyOf(c, ReplaySchema);
-  if (to <= from) throw errors.invalidParam("to", "to must be after from.");
+  const replay = await bodyOf(c, ReplaySchema);
+  if (replay.to <= replay.from) throw errors.invalidParam("to", "to must be after from.");
   await store.endpointRow(c.env.DB, c.req.param("tenant")!, c.req.param("id"));
   const ep = (await store.endpointForDelivery(c.env.DB, c.req.param("id")))!;
-  return c.json(await replayRange(c.env, ep, from, to), 202);
+  return c.json(await replayRange(c.env, ep, replay), 202);
 });
 
 const DeliveriesQuerySchema = PageQuerySchema.extend({ status: z.enum(["pending", "delivered", "dead", "cancelled"]).optional() });

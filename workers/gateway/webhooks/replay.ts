@@ -1,22 +1,57 @@
 import { newId } from "../../../src/ids.js";
+import { errors } from "../../../src/openai/errors.js";
 import type { Env } from "../env.js";
 import { EVENT_JSON } from "../metering/usage-consumer.js";
 import { insertDeliveries, type EndpointWithSecrets } from "./store.js";
 
+/** Events per usage.recorded delivery. */
 const CHUNK = 500;
 
-/** Re-sends the usage events of a time range to one endpoint, as new usage.recorded deliveries of ≤ 500 events. */
-export async function replayRange(env: Env, ep: EndpointWithSecrets, from: number, to: number): Promise<{ deliveries: number; events: number }> {
-  const { results } = await env.DB.prepare(`SELECT ${EVENT_JSON} AS e FROM usage_events WHERE tenant_id = ? AND ended_at >= ? AND ended_at < ? ORDER BY ended_at, event_id`)
-    .bind(ep.tenant_id, from, to)
-    .all<{ e: string }>();
-  const events = results.map((r) => JSON.parse(r.e) as unknown);
+export interface ReplayRequest {
+  from: number;
+  to: number;
+  /** Events this call sends at most (a multiple of CHUNK keeps deliveries full). */
+  limit: number;
+  /** Resume after this event (the previous call's `last_event_id`). */
+  after?: string | undefined;
+}
+
+export interface ReplayResult {
+  deliveries: number;
+  events: number;
+  /** Events of the range remain: call again with `after: last_event_id`. */
+  has_more: boolean;
+  last_event_id: string | null;
+}
+
+/**
+ * Re-sends the usage events that ended in [from, to) to one endpoint, as new usage.recorded deliveries of
+ * ≤ 500 events, in (ended_at, event_id) order. One call sends at most `limit` events, so neither its memory nor
+ * its D1 and Queue batches grow with the range; a longer range resumes with `after`.
+ */
+export async function replayRange(env: Env, ep: EndpointWithSecrets, r: ReplayRequest): Promise<ReplayResult> {
+  let cursor = "";
+  const cursorBinds: unknown[] = [];
+  if (r.after !== undefined) {
+    const at = await env.DB.prepare("SELECT ended_at FROM usage_events WHERE tenant_id = ? AND event_id = ?").bind(ep.tenant_id, r.after).first<number>("ended_at");
+    if (at === null) throw errors.invalidParam("after", `No usage event '${r.after}' for this tenant.`);
+    cursor = "AND (ended_at > ? OR (ended_at = ? AND event_id > ?))";
+    cursorBinds.push(at, at, r.after);
+  }
+  const { results } = await env.DB.prepare(
+    `SELECT event_id AS id, ${EVENT_JSON} AS e FROM usage_events WHERE tenant_id = ? AND ended_at >= ? AND ended_at < ? ${cursor}
+      ORDER BY ended_at, event_id LIMIT ?`,
+  )
+    .bind(ep.tenant_id, r.from, r.to, ...cursorBinds, r.limit + 1)
+    .all<{ id: string; e: string }>();
+  const rows = results.slice(0, r.limit);
+  const events = rows.map((row) => JSON.parse(row.e) as unknown);
   const ds = [];
   for (let i = 0; i < events.length; i += CHUNK) {
-    const payload = JSON.stringify({ type: "usage.recorded", timestamp: new Date().toISOString(), data: { events: events.slice(i, i + CHUNK), replay: { from, to } } });
+    const payload = JSON.stringify({ type: "usage.recorded", timestamp: new Date().toISOString(), data: { events: events.slice(i, i + CHUNK), replay: { from: r.from, to: r.to } } });
     ds.push({ id: newId("rpl_"), endpointId: ep.id, tenantId: ep.tenant_id, type: "usage.recorded" as const, payload });
   }
   await insertDeliveries(env.DB, ds);
   if (ds.length) await env.WEBHOOK_QUEUE.sendBatch(ds.map((d) => ({ body: { delivery_id: d.id } })));
-  return { deliveries: ds.length, events: events.length };
+  return { deliveries: ds.length, events: events.length, has_more: results.length > r.limit, last_event_id: rows.at(-1)?.id ?? null };
 }
