@@ -5,6 +5,7 @@ import { UsageRecordSchema, type UsageRecord } from "../../src/metering/usage-re
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 import { eventually } from "../support/eventually.js";
+import { withD1Limits } from "./d1-limits.js";
 
 
 const rowsOf = async (tenant: string) =>
@@ -69,14 +70,15 @@ describe("usage metering into the D1 ledger", () => {
     const hourly = await hourlyOf(tenant);
     expect(hourly.reduce((a, h) => a + Number((h as { requests: number }).requests), 0)).toBe(200);
 
-    // The same records delivered again, twice: the ledger and the aggregates do not move.
+    // The same records delivered again, twice: the ledger and the aggregates do not move. The batch is one
+    // tenant's 200 records, under D1's production limits (no statement may grow with the batch).
     const records: UsageRecord[] = rows.map((r) =>
       UsageRecordSchema.parse({ ...r, stream: r.stream === 1, estimated: r.estimated === 1 }),
     );
     for (let round = 0; round < 2; round++) {
       const batch = createMessageBatch("usage-events", records.map((body, i) => ({ id: `redelivery-${round}-${i}`, timestamp: new Date(), attempts: 2, body })));
       const ctx = createExecutionContext();
-      await worker.queue(batch, env);
+      await worker.queue(batch, { ...env, DB: withD1Limits(env.DB) });
       const result = await getQueueResult(batch, ctx);
       expect(result.explicitAcks.length + (result.ackAll ? records.length : 0)).toBeGreaterThanOrEqual(records.length);
     }

@@ -1,10 +1,11 @@
-import { createScheduledController, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createMessageBatch, createScheduledController, createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 import { eventually } from "../support/eventually.js";
+import { withD1Limits } from "./d1-limits.js";
 
 interface Hook {
   name: string;
@@ -49,6 +50,21 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const deliveries = await adminCall<{ data: { status: string; attempts: number }[] }>("GET", `/tenants/${tenant}/webhooks/${ep.id}/deliveries`);
     expect(deliveries.json.data.every((d) => d.status === "delivered" && d.attempts === 3)).toBe(true);
   }, 40_000);
+
+  it("a queue batch of one tenant's 100 usage records becomes one delivery of all of them, within D1's statement limits", async () => {
+    const { tenant, keyId } = await newTenantKey();
+    const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    const now = Math.floor(Date.now() / 1000);
+    const records = Array.from({ length: 100 }, (_, i) => ({
+      event_id: `req_bulk_${tenant}_${i}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed",
+      stream: false, prompt_tokens: 3, cached_tokens: 0, completion_tokens: 2, estimated: false, cost_micros: 1, started_at: now, ended_at: now,
+    }));
+    const batch = createMessageBatch("usage-events", records.map((body, i) => ({ id: `bulk-${i}`, timestamp: new Date(), attempts: 1, body })));
+    await worker.queue(batch, { ...env, DB: withD1Limits(env.DB) });
+    const deliveries = (await env.DB.prepare("SELECT payload FROM webhook_deliveries WHERE endpoint_id = ?").bind(ep.id).all<{ payload: string }>()).results;
+    expect(deliveries).toHaveLength(1);
+    expect(eventIdsOf({ body: deliveries[0]!.payload } as Hook).sort()).toEqual(records.map((r) => r.event_id).sort());
+  });
 
   it("a receiver answering 410 disables its endpoint", async () => {
     const { key, tenant } = await newTenantKey();

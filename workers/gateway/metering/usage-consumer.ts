@@ -40,10 +40,10 @@ async function fanOut(db: D1Database, tenant: string, eventIds: string[]): Promi
     .all<{ id: string }>();
   if (endpoints.results.length === 0) return [];
   const batchId = newId("evb_");
-  const placeholders = eventIds.map(() => "?").join(",");
   const ts = new Date().toISOString();
   const results = await db.batch([
-    db.prepare(`UPDATE usage_events SET webhook_batch = ? WHERE tenant_id = ? AND webhook_batch IS NULL AND event_id IN (${placeholders})`).bind(batchId, tenant, ...eventIds),
+    // The ids go as one JSON array: D1 binds at most 100 parameters to a statement, and a batch holds up to 100.
+    db.prepare("UPDATE usage_events SET webhook_batch = ? WHERE tenant_id = ? AND webhook_batch IS NULL AND event_id IN (SELECT value FROM json_each(?))").bind(batchId, tenant, JSON.stringify(eventIds)),
     db
       .prepare(
         `INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, created_at)
