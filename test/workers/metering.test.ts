@@ -5,7 +5,7 @@ import { UsageRecordSchema, type UsageRecord } from "../../src/metering/usage-re
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 import { eventually } from "../support/eventually.js";
-import { withD1Limits } from "./d1-limits.js";
+import { withD1Limits } from "./platform-limits.js";
 
 
 const rowsOf = async (tenant: string) =>

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 import { eventually } from "../support/eventually.js";
-import { withD1Limits } from "./d1-limits.js";
+import { withD1Limits, withQueueLimits } from "./platform-limits.js";
 
 interface Hook {
   name: string;
@@ -147,6 +147,23 @@ describe("billing webhooks (Standard Webhooks)", () => {
     expect(payload.type).toBe("usage.hourly");
     expect(payload.data.models).toEqual([{ model: "test-echo", requests: 2, prompt_tokens: 20, cached_tokens: 8, completion_tokens: 10, cost_micros: 24 }]);
   });
+
+  it("sends usage.hourly to more endpoints than one Queue batch holds (100)", async () => {
+    const { tenant, keyId } = await newTenantKey();
+    const eps = [];
+    for (let i = 0; i < 101; i++) eps.push(await endpoint(tenant, `ok-${crypto.randomUUID()}`, ["usage.hourly"]));
+    const lastHour = Math.floor(Date.now() / 1000) - 3600;
+    await env.USAGE_QUEUE.send({
+      event_id: `hourly-bulk-${tenant}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed", stream: false,
+      prompt_tokens: 10, cached_tokens: 0, completion_tokens: 5, estimated: false, cost_micros: 12, started_at: lastHour, ended_at: lastHour,
+    });
+    await eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), { ...env, WEBHOOK_QUEUE: withQueueLimits(env.WEBHOOK_QUEUE) }, ctx);
+    await waitOnExecutionContext(ctx);
+    const delivered = () => env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE tenant_id = ? AND event_type = 'usage.hourly' AND status = 'delivered'").bind(tenant).first<number>("n");
+    await eventually(20_000, delivered, (n) => n === eps.length);
+  }, 30_000);
 
   it("lists an endpoint's deliveries newest first, in pages; a delivery of another endpoint is not found", async () => {
     const { key, tenant } = await newTenantKey();

@@ -1,6 +1,7 @@
 import { newId, nowSeconds } from "../../../src/ids.js";
 import { UsageRecordSchema, type UsageRecord } from "../../../src/metering/usage-record.js";
 import type { Env } from "../env.js";
+import { enqueueDeliveries } from "../webhooks/enqueue.js";
 import { writeLedger } from "./ledger.js";
 
 /** The JSON a usage event has in webhook payloads and the usage API. */
@@ -29,7 +30,7 @@ export async function consumeUsage(batch: MessageBatch<unknown>, env: Env): Prom
     const ids = records.filter((r) => r.tenant_id === tenant).map((r) => r.event_id);
     created.push(...(await fanOut(env.DB, tenant, ids)));
   }
-  if (created.length) await env.WEBHOOK_QUEUE.sendBatch(created.map((id) => ({ body: { delivery_id: id } })));
+  await enqueueDeliveries(env.WEBHOOK_QUEUE, created);
   batch.ackAll();
 }
 

@@ -2,6 +2,7 @@ import { newId } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
 import type { Env } from "../env.js";
 import { EVENT_JSON } from "../metering/usage-consumer.js";
+import { enqueueDeliveries } from "./enqueue.js";
 import { insertDeliveries, type EndpointWithSecrets } from "./store.js";
 
 /** Events per usage.recorded delivery. */
@@ -52,6 +53,6 @@ export async function replayRange(env: Env, ep: EndpointWithSecrets, r: ReplayRe
     ds.push({ id: newId("rpl_"), endpointId: ep.id, tenantId: ep.tenant_id, type: "usage.recorded" as const, payload });
   }
   await insertDeliveries(env.DB, ds);
-  if (ds.length) await env.WEBHOOK_QUEUE.sendBatch(ds.map((d) => ({ body: { delivery_id: d.id } })));
+  await enqueueDeliveries(env.WEBHOOK_QUEUE, ds.map((d) => d.id));
   return { deliveries: ds.length, events: events.length, has_more: results.length > r.limit, last_event_id: rows.at(-1)?.id ?? null };
 }

@@ -1,6 +1,7 @@
 import { nowSeconds } from "../../../src/ids.js";
 import type { Env } from "../env.js";
 import { hourOf } from "../metering/ledger.js";
+import { enqueueDeliveries } from "./enqueue.js";
 
 /**
  * Hourly (cron): one usage.hourly delivery per subscribed endpoint for each tenant with usage in the hour that
@@ -30,6 +31,6 @@ export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<stri
     .bind(now - 600)
     .all<{ id: string }>();
   const ids = [...created.results, ...stale.results].map((r) => r.id);
-  if (ids.length) await env.WEBHOOK_QUEUE.sendBatch(ids.map((id) => ({ body: { delivery_id: id } })));
+  await enqueueDeliveries(env.WEBHOOK_QUEUE, ids);
   return ids;
 }

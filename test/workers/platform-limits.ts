@@ -1,7 +1,11 @@
 /**
+ * Production limits the local simulators do not (all) enforce, as wrappers of bindings, for tests that drive
+ * code whose statements or batches grow with its input.
+ */
+
+/**
  * `db` with D1's per-statement limits as production enforces them (the local simulator is plain SQLite, which
- * takes 32,766 bound parameters): at most 100 bound parameters and 100 KB of SQL. Wrap `env.DB` with it where
- * a test drives code whose statements grow with its input.
+ * takes 32,766 bound parameters): at most 100 bound parameters and 100 KB of SQL.
  */
 export const D1_MAX_BOUND_PARAMETERS = 100;
 const D1_MAX_STATEMENT_BYTES = 100_000;
@@ -27,6 +31,22 @@ export function withD1Limits(db: D1Database): D1Database {
             };
           },
         });
+      };
+    },
+  });
+}
+
+const QUEUE_MAX_BATCH_MESSAGES = 100;
+
+/** `queue` refusing a sendBatch of more than 100 messages, as Cloudflare Queues does. */
+export function withQueueLimits<T>(queue: Queue<T>): Queue<T> {
+  return new Proxy(queue, {
+    get(target, prop) {
+      if (prop !== "sendBatch") return delegate(target, prop);
+      return (messages: Iterable<MessageSendRequest<T>>, options?: QueueSendBatchOptions) => {
+        const all = [...messages];
+        if (all.length > QUEUE_MAX_BATCH_MESSAGES) return Promise.reject(new Error(`sendBatch of ${all.length} messages: Queues takes at most ${QUEUE_MAX_BATCH_MESSAGES}`));
+        return target.sendBatch(all, options);
       };
     },
   });
