@@ -27,7 +27,8 @@ export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<stri
   )
     .bind(hour, ts, hour, hour + 3600, hour, now, hour)
     .all<{ id: string }>();
-  const stale = await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ?")
+  // Bounded, oldest first: 50 Queue batches a run (subrequests are limited); a larger backlog drains hour by hour.
+  const stale = await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ? ORDER BY created_at LIMIT 5000")
     .bind(now - 600)
     .all<{ id: string }>();
   const ids = [...created.results, ...stale.results].map((r) => r.id);
