@@ -5,7 +5,8 @@ import { UsageRecordSchema, type UsageRecord } from "../../src/metering/usage-re
 import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 import { eventually } from "../support/eventually.js";
-import { withD1Limits } from "./platform-limits.js";
+import { maxJsonFunctionArguments, withD1Limits } from "./platform-limits.js";
+import { EVENT_JSON } from "../../workers/gateway/metering/usage-consumer.js";
 
 
 const rowsOf = async (tenant: string) =>
@@ -85,6 +86,11 @@ describe("usage metering into the D1 ledger", () => {
     expect(await rowsOf(tenant)).toHaveLength(200);
     expect(await hourlyOf(tenant)).toEqual(hourly);
   }, 60_000);
+
+  it("the event JSON fits D1's 32 arguments to a function (one json_object; a field more or two and it would not)", () => {
+    expect(maxJsonFunctionArguments("SELECT json_object('a', 1, 'b', json_array(1, 2, 3), 'c', ',(')")).toBe(6);
+    expect(maxJsonFunctionArguments(EVENT_JSON)).toBeLessThanOrEqual(32);
+  });
 
   it("prices usage with the model's price table, cached prompt tokens at their own price", async () => {
     const { key, tenant } = await newTenantKey();
