@@ -26,6 +26,7 @@ export const ReplaySchema = z.object({
   /** The previous call's `last_event_id`, to resume the range after it. */
   after: z.string().min(1).max(200).optional(),
 });
+export type ReplayRequest = z.infer<typeof ReplaySchema>;
 
 export const WebhookEndpointSchema = z.object({
   id: z.string(),

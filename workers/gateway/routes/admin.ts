@@ -27,7 +27,7 @@ admin.post("/tenants", async (c) => {
   return c.json(await store.createTenant(c.env.DB, name, limits, response_cache), 201);
 });
 
-const TenantsQuerySchema = PageQuerySchema.extend({ name: z.string().optional() });
+const TenantsQuerySchema = PageQuerySchema.extend({ name: z.string().max(200).optional() });
 
 admin.get("/tenants", async (c) => {
   const { name, ...page } = validateBody(TenantsQuerySchema, c.req.query());

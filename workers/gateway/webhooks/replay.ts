@@ -1,5 +1,6 @@
 import { newId } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
+import type { ReplayRequest } from "../../../src/webhooks/schemas.js";
 import type { Env } from "../env.js";
 import { EVENT_JSON } from "../metering/usage-consumer.js";
 import { enqueueDeliveries } from "./enqueue.js";
@@ -7,15 +8,6 @@ import { insertDeliveries, type EndpointWithSecrets } from "./store.js";
 
 /** Events per usage.recorded delivery. */
 const CHUNK = 500;
-
-export interface ReplayRequest {
-  from: number;
-  to: number;
-  /** Events this call sends at most (a multiple of CHUNK keeps deliveries full). */
-  limit: number;
-  /** Resume after this event (the previous call's `last_event_id`). */
-  after?: string | undefined;
-}
 
 export interface ReplayResult {
   deliveries: number;
