@@ -85,6 +85,12 @@ describe("admin API", () => {
     const byName = await walk(`/tenants?name=${name}`, 2);
     expect(byName.map((p) => p.data.length)).toEqual([2, 1]);
     expect(new Set(byName.flatMap((p) => p.data.map((x) => x.id)))).toEqual(new Set(tenants));
+    // A cursor stays good when its row stops matching the filter (renamed here) between pages.
+    const first = await adminCall<KeyPage>("GET", `/tenants?name=${name}&limit=1`);
+    await adminCall("PATCH", `/tenants/${first.json.last_id}`, { name: `${name}-renamed` });
+    const next = await adminCall<KeyPage>("GET", `/tenants?name=${name}&limit=1&after=${first.json.last_id}`);
+    expect(next.status).toBe(200);
+    expect(next.json.data.map((x) => x.id)).toEqual([byName.flatMap((p) => p.data.map((x) => x.id))[1]]);
   });
 
   it("refuses a page size out of range and a cursor from another list", async () => {

@@ -4,7 +4,7 @@ import { displayPrefix, generateApiKey, hashApiKey } from "../../../src/auth/api
 import { newId, nowSeconds } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
 import { toPage, type Page, type PageQuery } from "../../../src/admin/pagination.js";
-import { pageRows } from "./keyset.js";
+import { EVERY, pageRows } from "./keyset.js";
 
 /** D1 access for tenants and keys. Every function maps rows to the admin API's objects. */
 
@@ -81,7 +81,7 @@ export async function getTenant(db: D1Database, id: string): Promise<Tenant> {
 }
 
 export async function listTenants(db: D1Database, q: PageQuery, name?: string): Promise<Page<Tenant>> {
-  const rows = name ? await pageRows<TenantRow>(db, "tenants", "name = ?", [name], q, "asc") : await pageRows<TenantRow>(db, "tenants", "1 = 1", [], q, "asc");
+  const rows = await pageRows<TenantRow>(db, "tenants", EVERY, name ? { sql: "name = ?", binds: [name] } : EVERY, q, "asc");
   return toPage(rows.map(toTenant), q.limit);
 }
 
@@ -149,7 +149,7 @@ export async function createKey(db: D1Database, tenantId: string, spec: NewKey):
 
 export async function listKeys(db: D1Database, tenantId: string, q: PageQuery): Promise<Page<ApiKey>> {
   await getTenant(db, tenantId);
-  return toPage((await pageRows<KeyRow>(db, "api_keys", "tenant_id = ?", [tenantId], q, "asc")).map(toKey), q.limit);
+  return toPage((await pageRows<KeyRow>(db, "api_keys", { sql: "tenant_id = ?", binds: [tenantId] }, EVERY, q, "asc")).map(toKey), q.limit);
 }
 
 async function getKeyRow(db: D1Database, id: string): Promise<KeyRow> {

@@ -3,7 +3,7 @@ import { errors } from "../../../src/openai/errors.js";
 import type { WebhookEndpoint, WebhookEventType } from "../../../src/webhooks/schemas.js";
 import { generateWebhookSecret } from "../../../src/webhooks/signing.js";
 import { toPage, type Page, type PageQuery } from "../../../src/admin/pagination.js";
-import { pageRows } from "../admin/keyset.js";
+import { EVERY, pageRows } from "../admin/keyset.js";
 
 /** D1 access for webhook endpoints and their deliveries. */
 
@@ -174,10 +174,8 @@ export async function recordAttempt(db: D1Database, id: string, outcome: { statu
 /** A page of an endpoint's deliveries, newest first, optionally of one status. */
 export async function listDeliveries(db: D1Database, tenantId: string, endpointId: string, q: PageQuery, status?: DeliveryRow["status"]): Promise<Page<DeliveryRow>> {
   await row(db, tenantId, endpointId);
-  const rows = status
-    ? await pageRows<DeliveryRow>(db, "webhook_deliveries", "endpoint_id = ? AND status = ?", [endpointId, status], q, "desc")
-    : await pageRows<DeliveryRow>(db, "webhook_deliveries", "endpoint_id = ?", [endpointId], q, "desc");
-  return toPage(rows, q.limit);
+  const filter = status ? { sql: "status = ?", binds: [status] } : EVERY;
+  return toPage(await pageRows<DeliveryRow>(db, "webhook_deliveries", { sql: "endpoint_id = ?", binds: [endpointId] }, filter, q, "desc"), q.limit);
 }
 
 /** One delivery of a tenant's endpoint, or a 404. */
