@@ -165,6 +165,28 @@ describe("billing webhooks (Standard Webhooks)", () => {
     await eventually(20_000, delivered, (n) => n === eps.length);
   }, 30_000);
 
+  it("deletes finished deliveries past WEBHOOK_RETENTION_DAYS, never a pending one", async () => {
+    const { tenant } = await newTenantKey();
+    const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
+    const now = Math.floor(Date.now() / 1000);
+    const day = 86_400;
+    const rows = [
+      ["old-delivered", "delivered", now - 31 * day],
+      ["old-dead", "dead", now - 31 * day],
+      ["old-cancelled", "cancelled", now - 31 * day],
+      ["old-pending", "pending", now - 31 * day],
+      ["recent-delivered", "delivered", now - 29 * day],
+    ] as const;
+    await env.DB.batch(rows.map(([name, status, at]) =>
+      env.DB.prepare("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, created_at) VALUES (?, ?, ?, 'usage.recorded', '{}', ?, 1, ?)").bind(`${name}-${ep.id}`, ep.id, tenant, status, at),
+    ));
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), { ...env, WEBHOOK_RETENTION_DAYS: "30" }, ctx);
+    await waitOnExecutionContext(ctx);
+    const left = (await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY id").bind(ep.id).all<{ id: string }>()).results.map((r) => r.id);
+    expect(left).toEqual([`old-pending-${ep.id}`, `recent-delivered-${ep.id}`]);
+  });
+
   it("lists an endpoint's deliveries newest first, in pages; a delivery of another endpoint is not found", async () => {
     const { key, tenant } = await newTenantKey();
     const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);

@@ -12,6 +12,8 @@ export interface Env {
   WEBHOOK_QUEUE: Queue<{ delivery_id: string }>;
   /** First webhook retry delay; doubles per attempt (with jitter) up to hours. */
   WEBHOOK_BACKOFF_BASE_SECONDS?: string;
+  /** Days a finished (delivered, dead, cancelled) webhook delivery is kept; its events stay in the ledger. */
+  WEBHOOK_RETENTION_DAYS?: string;
   /** "production": webhook URLs must be https and public. */
   ENVIRONMENT?: string;
   GATEWAY_ADMIN_TOKEN?: string;

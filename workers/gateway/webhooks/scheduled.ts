@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { nowSeconds } from "../../../src/ids.js";
 import type { Env } from "../env.js";
 import { hourOf } from "../metering/ledger.js";
@@ -6,7 +7,8 @@ import { enqueueDeliveries } from "./enqueue.js";
 /**
  * Hourly (cron): one usage.hourly delivery per subscribed endpoint for each tenant with usage in the hour that
  * just ended (its id names endpoint and hour, so a repeated run creates nothing new), and a sweep that
- * re-queues pending deliveries never attempted for 10 minutes (a crash between creating and queueing one).
+ * re-queues pending deliveries never attempted for 10 minutes (a crash between creating and queueing one), and
+ * the retention of finished deliveries (`pruneDeliveries`).
  */
 export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<string[]> {
   const hour = hourOf(now) - 3600;
@@ -33,5 +35,22 @@ export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<stri
     .all<{ id: string }>();
   const ids = [...created.results, ...stale.results].map((r) => r.id);
   await enqueueDeliveries(env.WEBHOOK_QUEUE, ids);
+  await pruneDeliveries(env, now);
   return ids;
+}
+
+const RetentionDaysSchema = z.coerce.number().positive().default(30);
+
+/**
+ * Finished deliveries (delivered, dead, cancelled) older than WEBHOOK_RETENTION_DAYS are deleted, at most 10,000 a
+ * run: each carries a copy of its events, and D1 databases are bounded (10 GB). The events stay in the ledger,
+ * and replay sends them again.
+ */
+async function pruneDeliveries(env: Env, now: number): Promise<void> {
+  const days = RetentionDaysSchema.parse(env.WEBHOOK_RETENTION_DAYS || undefined);
+  await env.DB.prepare(
+    "DELETE FROM webhook_deliveries WHERE id IN (SELECT id FROM webhook_deliveries WHERE status != 'pending' AND created_at < ? ORDER BY created_at LIMIT 10000)",
+  )
+    .bind(now - Math.round(days * 86_400))
+    .run();
 }
