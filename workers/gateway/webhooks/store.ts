@@ -73,13 +73,6 @@ export async function listEndpoints(db: D1Database, tenantId: string): Promise<W
   return results.map(toEndpoint);
 }
 
-/** Active endpoints of a tenant subscribed to an event type, with the secrets that sign now. */
-export async function subscribers(db: D1Database, tenantId: string, type: WebhookEventType): Promise<EndpointWithSecrets[]> {
-  const { results } = await db.prepare("SELECT * FROM webhook_endpoints WHERE tenant_id = ? AND status = 'active'").bind(tenantId).all<EndpointRow>();
-  const now = nowSeconds();
-  return results.filter((r) => (JSON.parse(r.events) as string[]).includes(type)).map((r) => withSecrets(r, now));
-}
-
 export async function endpointForDelivery(db: D1Database, id: string): Promise<EndpointWithSecrets | null> {
   const r = await db.prepare("SELECT * FROM webhook_endpoints WHERE id = ?").bind(id).first<EndpointRow>();
   return r ? withSecrets(r, nowSeconds()) : null;
