@@ -133,7 +133,6 @@ export class DeepSeekModel {
     const cfg = this.config;
     const H = cfg.hidden;
     const D = this.cacheWidth;
-    const half = cfg.ropeDim / 2;
 
     // Attention groups: sequences bringing the same number of new tokens run together (all decodes form one
     // group; equal-length prefill chunks another), since one attention run takes B sequences × Tq tokens.
