@@ -197,7 +197,8 @@ function adminClient(gatewayUrl: string, adminToken: string): AdminCall {
 }
 
 /** Finds or creates the "demo" tenant and makes sure the demo key (given or fresh) belongs to it. */
-async function seedDemo(admin: AdminCall, gatewayUrl: string, wanted?: string): Promise<{ tenant: string; key: string }> {  const found = (await admin("GET", "/tenants?name=demo")).json.data as { id: string }[];
+async function seedDemo(admin: AdminCall, gatewayUrl: string, wanted?: string): Promise<{ tenant: string; key: string }> {
+  const found = (await admin("GET", "/tenants?name=demo")).json.data as { id: string }[];
   const tenant = found[0]?.id ?? ((await admin("POST", "/tenants", { name: "demo" })).json.id as string);
   if (wanted) {
     const works = (await fetch(`${gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${wanted}` } })).ok;
