@@ -1,6 +1,6 @@
 import { newId } from "../../../src/ids.js";
-import { errors } from "../../../src/openai/errors.js";
 import type { ReplayRequest } from "../../../src/webhooks/schemas.js";
+import { rowsAfter, type Where } from "../admin/keyset.js";
 import type { Env } from "../env.js";
 import { EVENT_JSON } from "../metering/usage-consumer.js";
 import { enqueueDeliveries } from "./enqueue.js";
@@ -23,19 +23,13 @@ export interface ReplayResult {
  * its D1 and Queue batches grow with the range; a longer range resumes with `after`.
  */
 export async function replayRange(env: Env, ep: EndpointWithSecrets, r: ReplayRequest): Promise<ReplayResult> {
-  let cursor = "";
-  const cursorBinds: unknown[] = [];
-  if (r.after !== undefined) {
-    const at = await env.DB.prepare("SELECT ended_at FROM usage_events WHERE tenant_id = ? AND event_id = ?").bind(ep.tenant_id, r.after).first<number>("ended_at");
-    if (at === null) throw errors.invalidParam("after", `No usage event '${r.after}' for this tenant.`);
-    cursor = "AND (ended_at > ? OR (ended_at = ? AND event_id > ?))";
-    cursorBinds.push(at, at, r.after);
-  }
+  const tenant: Where = { sql: "tenant_id = ?", binds: [ep.tenant_id] };
+  const cursor = await rowsAfter(env.DB, "usage_events", "asc", r.after, tenant, `No usage event '${r.after}' for this tenant.`);
   const { results } = await env.DB.prepare(
-    `SELECT event_id AS id, ${EVENT_JSON} AS e FROM usage_events WHERE tenant_id = ? AND ended_at >= ? AND ended_at < ? ${cursor}
+    `SELECT event_id AS id, ${EVENT_JSON} AS e FROM usage_events WHERE ${tenant.sql} AND ended_at >= ? AND ended_at < ? AND ${cursor.sql}
       ORDER BY ended_at, event_id LIMIT ?`,
   )
-    .bind(ep.tenant_id, r.from, r.to, ...cursorBinds, r.limit + 1)
+    .bind(...tenant.binds, r.from, r.to, ...cursor.binds, r.limit + 1)
     .all<{ id: string; e: string }>();
   const rows = results.slice(0, r.limit);
   const events = rows.map((row) => JSON.parse(row.e) as unknown);
