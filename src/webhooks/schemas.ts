@@ -4,6 +4,10 @@ export const WEBHOOK_EVENT_TYPES = ["usage.recorded", "usage.hourly"] as const;
 export const WebhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
 export type WebhookEventType = z.infer<typeof WebhookEventTypeSchema>;
 
+/** Where a delivery stands (the table's CHECK lists the same). */
+export const DeliveryStatusSchema = z.enum(["pending", "delivered", "dead", "cancelled"]);
+export type DeliveryStatus = z.infer<typeof DeliveryStatusSchema>;
+
 export const CreateWebhookSchema = z.object({
   url: z.string().max(2048),
   events: z.array(WebhookEventTypeSchema).min(1).default([...WEBHOOK_EVENT_TYPES]),

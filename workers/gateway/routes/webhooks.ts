@@ -1,9 +1,8 @@
 import { Hono } from "hono";
-import { z } from "zod";
 import { PageQuerySchema } from "../../../src/admin/pagination.js";
 import { validateBody } from "../../../src/openai/validate.js";
 import { errors } from "../../../src/openai/errors.js";
-import { CreateWebhookSchema, ReplaySchema, RotateSecretSchema } from "../../../src/webhooks/schemas.js";
+import { CreateWebhookSchema, DeliveryStatusSchema, ReplaySchema, RotateSecretSchema } from "../../../src/webhooks/schemas.js";
 import { checkEndpointUrl } from "../../../src/webhooks/url-policy.js";
 import { getTenant } from "../admin/store.js";
 import type { AppEnv } from "../env.js";
@@ -45,7 +44,7 @@ webhooks.post("/:id/replay", async (c) => {
   return c.json(await replayRange(c.env, ep, replay), 202);
 });
 
-const DeliveriesQuerySchema = PageQuerySchema.extend({ status: z.enum(["pending", "delivered", "dead", "cancelled"]).optional() });
+const DeliveriesQuerySchema = PageQuerySchema.extend({ status: DeliveryStatusSchema.optional() });
 
 webhooks.get("/:id/deliveries", async (c) => {
   const { status, ...page } = validateBody(DeliveriesQuerySchema, c.req.query());

@@ -1,6 +1,6 @@
 import { nowSeconds, newId } from "../../../src/ids.js";
 import { errors } from "../../../src/openai/errors.js";
-import type { WebhookEndpoint, WebhookEventType } from "../../../src/webhooks/schemas.js";
+import type { DeliveryStatus, WebhookEndpoint, WebhookEventType } from "../../../src/webhooks/schemas.js";
 import { generateWebhookSecret } from "../../../src/webhooks/signing.js";
 import { toPage, type Page, type PageQuery } from "../../../src/admin/pagination.js";
 import { EVERY, pageRows } from "../admin/keyset.js";
@@ -138,7 +138,7 @@ export interface DeliveryRow {
   tenant_id: string;
   event_type: string;
   payload: string;
-  status: "pending" | "delivered" | "dead" | "cancelled";
+  status: DeliveryStatus;
   attempts: number;
   last_status: number | null;
   last_error: string | null;
