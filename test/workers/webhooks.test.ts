@@ -23,7 +23,26 @@ async function endpoint(tenant: string, name: string, events?: string[]) {
 }
 
 const call = async (key: string, i: number) => (await gw("/v1/chat/completions", authed(key, { model: "test-echo", messages: [{ role: "user", content: `billable ${i}` }] }))).text();
-const eventIdsOf = (h: Hook) => (JSON.parse(h.body) as { data: { events: { event_id: string }[] } }).data.events.map((e) => e.event_id);
+/** The usage event ids a usage.recorded payload carries. */
+const eventIdsIn = (payload: string) => (JSON.parse(payload) as { data: { events: { event_id: string }[] } }).data.events.map((e) => e.event_id);
+const eventIdsOf = (h: Hook) => eventIdsIn(h.body);
+/** The tenant's event ids in the ledger, once there are `n`. */
+const ledgerOf = (tenant: string, n: number) =>
+  eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === n);
+/** Waits until the tenant's usage has reached the hourly aggregates. */
+const hourlyRecorded = (tenant: string) =>
+  eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
+/** A completed test-echo usage record that ended at `at`, as the edge queues it. */
+const usageRecord = (tenant: string, keyId: string, eventId: string, at: number, counts = { prompt_tokens: 3, cached_tokens: 0, completion_tokens: 2, cost_micros: 1 }) => ({
+  event_id: eventId, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed",
+  stream: false, ...counts, estimated: false, started_at: at, ended_at: at,
+});
+/** One run of the hourly cron, to its end. */
+async function runCron(cronEnv: typeof env = env): Promise<void> {
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), cronEnv, ctx);
+  await waitOnExecutionContext(ctx);
+}
 
 describe("billing webhooks (Standard Webhooks)", () => {
   it("a receiver failing its first attempts gets every event, validly signed, duplicates only as retries of one id", async () => {
@@ -33,7 +52,7 @@ describe("billing webhooks (Standard Webhooks)", () => {
     expect(ep.secret).toMatch(/^whsec_/);
     const n = 12;
     for (let i = 0; i < n; i++) await call(key, i);
-    const ledger = await eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === n);
+    const ledger = await ledgerOf(tenant, n);
     const received = await eventually(20_000, () => hooks(name), (hs) => new Set(hs.filter((h) => h.status === 200).flatMap(eventIdsOf)).size === n);
     const wh = new Webhook(ep.secret);
     for (const h of received) expect(() => wh.verify(h.body, h.headers)).not.toThrow();
@@ -55,15 +74,12 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const { tenant, keyId } = await newTenantKey();
     const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
     const now = Math.floor(Date.now() / 1000);
-    const records = Array.from({ length: 100 }, (_, i) => ({
-      event_id: `req_bulk_${tenant}_${i}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed",
-      stream: false, prompt_tokens: 3, cached_tokens: 0, completion_tokens: 2, estimated: false, cost_micros: 1, started_at: now, ended_at: now,
-    }));
+    const records = Array.from({ length: 100 }, (_, i) => usageRecord(tenant, keyId, `req_bulk_${tenant}_${i}`, now));
     const batch = createMessageBatch("usage-events", records.map((body, i) => ({ id: `bulk-${i}`, timestamp: new Date(), attempts: 1, body })));
     await worker.queue(batch, { ...env, DB: withD1Limits(env.DB) });
     const deliveries = (await env.DB.prepare("SELECT payload FROM webhook_deliveries WHERE endpoint_id = ?").bind(ep.id).all<{ payload: string }>()).results;
     expect(deliveries).toHaveLength(1);
-    expect(eventIdsOf({ body: deliveries[0]!.payload } as Hook).sort()).toEqual(records.map((r) => r.event_id).sort());
+    expect(eventIdsIn(deliveries[0]!.payload).sort()).toEqual(records.map((r) => r.event_id).sort());
   });
 
   it("a receiver answering 410 disables its endpoint", async () => {
@@ -106,7 +122,7 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const ep = await endpoint(tenant, `ok-${crypto.randomUUID()}`);
     const t0 = Math.floor(Date.now() / 1000);
     for (let i = 0; i < 5; i++) await call(key, i);
-    const ledger = await eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === 5);
+    const ledger = await ledgerOf(tenant, 5);
     type Replayed = { deliveries: number; events: number; has_more: boolean; last_event_id: string | null };
     const calls: Replayed[] = [];
     for (let after: string | null = null; ; ) {
@@ -118,7 +134,7 @@ describe("billing webhooks (Standard Webhooks)", () => {
     }
     expect(calls.map((c) => c.events)).toEqual([2, 2, 1]);
     const sent = await env.DB.prepare("SELECT payload FROM webhook_deliveries WHERE endpoint_id = ? AND id LIKE 'rpl_%'").bind(ep.id).all<{ payload: string }>();
-    const ids = sent.results.flatMap((d) => (JSON.parse(d.payload) as { data: { events: { event_id: string }[] } }).data.events.map((e) => e.event_id));
+    const ids = sent.results.flatMap((d) => eventIdsIn(d.payload));
     expect(ids.sort()).toEqual(ledger.map((r) => r.event_id).sort());
     const bad = await adminCall<{ error: { param: string } }>("POST", `/tenants/${tenant}/webhooks/${ep.id}/replay`, { from: 0, to: t0 + 3600, after: "evt_nope" });
     expect([bad.status, bad.json.error.param]).toEqual([400, "after"]);
@@ -130,17 +146,10 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const name = `ok-${crypto.randomUUID()}`;
     await endpoint(tenant, name, ["usage.hourly"]);
     const lastHour = Math.floor(Date.now() / 1000) - 3600;
-    const records = [1, 2].map((i) => ({
-      event_id: `hourly-${tenant}-${i}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed", stream: false,
-      prompt_tokens: 10, cached_tokens: 4, completion_tokens: 5, estimated: false, cost_micros: 12, started_at: lastHour, ended_at: lastHour,
-    }));
+    const records = [1, 2].map((i) => usageRecord(tenant, keyId, `hourly-${tenant}-${i}`, lastHour, { prompt_tokens: 10, cached_tokens: 4, completion_tokens: 5, cost_micros: 12 }));
     await env.USAGE_QUEUE.sendBatch(records.map((body) => ({ body })));
-    await eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
-    for (let run = 0; run < 2; run++) {
-      const ctx = createExecutionContext();
-      await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), env, ctx);
-      await waitOnExecutionContext(ctx);
-    }
+    await hourlyRecorded(tenant);
+    for (let run = 0; run < 2; run++) await runCron();
     const got = await eventually(10_000, () => hooks(name), (hs) => hs.length >= 1);
     expect(got).toHaveLength(1);
     const payload = JSON.parse(got[0]!.body);
@@ -153,14 +162,9 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const eps = [];
     for (let i = 0; i < 101; i++) eps.push(await endpoint(tenant, `ok-${crypto.randomUUID()}`, ["usage.hourly"]));
     const lastHour = Math.floor(Date.now() / 1000) - 3600;
-    await env.USAGE_QUEUE.send({
-      event_id: `hourly-bulk-${tenant}`, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed", stream: false,
-      prompt_tokens: 10, cached_tokens: 0, completion_tokens: 5, estimated: false, cost_micros: 12, started_at: lastHour, ended_at: lastHour,
-    });
-    await eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), { ...env, WEBHOOK_QUEUE: withQueueLimits(env.WEBHOOK_QUEUE) }, ctx);
-    await waitOnExecutionContext(ctx);
+    await env.USAGE_QUEUE.send(usageRecord(tenant, keyId, `hourly-bulk-${tenant}`, lastHour));
+    await hourlyRecorded(tenant);
+    await runCron({ ...env, WEBHOOK_QUEUE: withQueueLimits(env.WEBHOOK_QUEUE) });
     const delivered = () => env.DB.prepare("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE tenant_id = ? AND event_type = 'usage.hourly' AND status = 'delivered'").bind(tenant).first<number>("n");
     await eventually(20_000, delivered, (n) => n === eps.length);
   }, 30_000);
@@ -180,9 +184,7 @@ describe("billing webhooks (Standard Webhooks)", () => {
     await env.DB.batch(rows.map(([name, status, at]) =>
       env.DB.prepare("INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, status, attempts, created_at) VALUES (?, ?, ?, 'usage.recorded', '{}', ?, 1, ?)").bind(`${name}-${ep.id}`, ep.id, tenant, status, at),
     ));
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "5 * * * *" }), { ...env, WEBHOOK_RETENTION_DAYS: "30" }, ctx);
-    await waitOnExecutionContext(ctx);
+    await runCron({ ...env, WEBHOOK_RETENTION_DAYS: "30" });
     const left = (await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY id").bind(ep.id).all<{ id: string }>()).results.map((r) => r.id);
     expect(left).toEqual([`old-pending-${ep.id}`, `recent-delivered-${ep.id}`]);
   });
