@@ -48,8 +48,8 @@ async function main(): Promise<void> {
   scheduler.onStep = (n) => metrics.recordSampled(n);
   scheduler.start();
 
-  const edgeSecret = process.env.POD_EDGE_SECRET || undefined;
-  if (!edgeSecret) log("POD_EDGE_SECRET is not set: requests are not authenticated (development only)");
+  const { edgeSecret } = opts;
+  if (!edgeSecret) log(`POD_EDGE_SECRET is not set: requests are not authenticated (${opts.allowUnsigned ? "--allow-unsigned" : "development only, loopback"})`);
   const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, ...(edgeSecret ? { edgeSecret } : {}) });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
   await new Promise<void>((r) => server.once("listening", () => r()));

@@ -44,8 +44,16 @@ export const PodOptionsSchema = z.object({
    * a space before a JSON answer, an SSE comment in a stream. The edge counts a silent pod as stuck.
    */
   keepaliveMs: z.coerce.number().int().positive().default(5_000),
+  /** Serve unsigned requests on a non-loopback address (`--allow-unsigned`): a trusted private network only. */
+  allowUnsigned: z.preprocess(switchValue, z.boolean()).default(false),
 });
-export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number };
+export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number; edgeSecret?: string };
+
+/** Addresses only this machine can reach: a pod bound to one may run without the edge's secret (development). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  return h === "localhost" || h === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--model": "model",
@@ -77,9 +85,11 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
     const envName = `POD_${flag.slice(2).replace(/-/g, "_").toUpperCase()}`;
     if (env[envName] !== undefined) raw[key] = env[envName];
   }
+  if (env.POD_ALLOW_UNSIGNED !== undefined) raw.allowUnsigned = env.POD_ALLOW_UNSIGNED;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === "--no-expert-grouping") raw.expertGrouping = false;
+    else if (a === "--allow-unsigned") raw.allowUnsigned = true;
     else if (a === "--no-pin-threads") raw.pinThreads = false;
     else if (a.startsWith("--")) {
       const [flag, inline] = a.split("=", 2) as [string, string | undefined];
@@ -96,11 +106,20 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
     throw new Error(`${String(i.path[0] ?? "options")}: ${i.message}`);
   }
   const o = r.data;
+  // The secret comes from the environment only: a flag would show it to anyone who can list processes.
+  const edgeSecret = env.POD_EDGE_SECRET || undefined;
+  if (!edgeSecret && !o.allowUnsigned && !isLoopbackHost(o.host)) {
+    throw new Error(
+      `POD_EDGE_SECRET is not set and the pod would listen on ${o.host}: anyone who reaches it could use it under any tenant. ` +
+        "Set POD_EDGE_SECRET (the edge's POD_SHARED_SECRET), listen on a loopback address, or pass --allow-unsigned on a trusted network.",
+    );
+  }
   const servedModelName = o.servedModelName ?? basename(resolve(o.model));
   return {
     ...o,
     servedModelName,
     podId: o.podId ?? `pod-${o.port}`,
     kvBlocks: o.kvBlocks ?? Math.ceil(o.kvTokens / o.blockSize),
+    ...(edgeSecret ? { edgeSecret } : {}),
   };
 }
