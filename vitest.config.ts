@@ -42,6 +42,9 @@ export default defineConfig({
               { id: "test-dead", upstreams: [DEAD, DEAD] },
               { id: "test-big-alias", upstreams: [upstream], upstream_model: "test-big" } as never,
               { id: "test-all-500", upstreams: [upstream, upstream], upstream_model: "test-500" } as never,
+              { id: "test-refused", upstreams: [`${upstream}/denied`, `${upstream}/elsewhere`], upstream_model: "test-echo" } as never,
+              { id: "test-refused-failover", upstreams: [`${upstream}/denied`, upstream], upstream_model: "test-echo" } as never,
+              { id: "test-v1-base", upstreams: [`${upstream}/v1`], upstream_model: "test-echo" } as never,
               { id: "test-registry", upstreams: [] } as never,
               { id: "test-unserved", upstreams: [] } as never,
             );

@@ -23,6 +23,8 @@ import type { AddressInfo } from "node:net";
  *                 generates, "fail" sends spaces and then an OpenAI error object (status 200), "silent"
  *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing), and
  *                 "hold" a space every 200 ms until its client (the gateway) goes away
+ * Under /denied/v1/… every request gets a 401 (a wrong upstream key), under /elsewhere/v1/… a 404 (a model this
+ * upstream does not serve).
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -157,6 +159,8 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
   app.get("/_state", (c) => c.json({ requests, cancelled, followed }));
   app.get("/health", (c) => c.json({ status: "ok" }));
 
+  app.post("/denied/v1/*", (c) => c.json({ error: { message: "Incorrect API key provided: sk-up***et.", type: "invalid_request_error", param: null, code: "invalid_api_key" } }, 401));
+  app.post("/elsewhere/v1/*", (c) => c.json({ error: { message: "The model does not exist.", type: "invalid_request_error", param: "model", code: "model_not_found" } }, 404));
   app.post("/v1/:kind{chat/completions|completions}", async (c) => {
     const raw = await c.req.text();
     const body = JSON.parse(raw) as Record<string, unknown>;

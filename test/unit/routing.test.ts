@@ -4,6 +4,7 @@ import { distanceKm } from "../../src/routing/geo.js";
 import { affinityKey, planRoute } from "../../src/routing/plan.js";
 import type { PodHealth, Registry } from "../../src/routing/registry.js";
 import { hash53, rendezvousOrder } from "../../src/routing/rendezvous.js";
+import { backendUrl } from "../../src/routing/backend-url.js";
 
 const reg: Registry = {
   regions: [
@@ -129,5 +130,20 @@ describe("circuit breaker", () => {
     for (let i = 0; i < 10; i++) b = onFailure(b, 0);
     expect(b.backoffMs).toBe(BREAKER_MAX_BACKOFF_MS);
     expect(onSuccess(b).state).toBe("closed");
+  });
+});
+
+describe("backend URLs", () => {
+  it("keeps a base URL's path prefix and query, and does not double an OpenAI-style /v1", () => {
+    expect(backendUrl("http://127.0.0.1:8100", "/v1/chat/completions")).toBe("http://127.0.0.1:8100/v1/chat/completions");
+    expect(backendUrl("http://127.0.0.1:8100/", "/health")).toBe("http://127.0.0.1:8100/health");
+    expect(backendUrl("https://proxy.example/eu-1", "/v1/completions")).toBe("https://proxy.example/eu-1/v1/completions");
+    expect(backendUrl("https://proxy.example/eu-1/", "/load")).toBe("https://proxy.example/eu-1/load");
+    expect(backendUrl("https://api.example.com/v1", "/v1/chat/completions")).toBe("https://api.example.com/v1/chat/completions");
+    expect(backendUrl("https://openrouter.example/api/v1/", "/v1/chat/completions")).toBe("https://openrouter.example/api/v1/chat/completions");
+    expect(backendUrl("https://api.example.com/v1", "/health")).toBe("https://api.example.com/health");
+    expect(backendUrl("https://gw.example/x?tenant=a", "/v1/completions")).toBe("https://gw.example/x/v1/completions?tenant=a");
+    // Only a whole last segment "v1" is dropped.
+    expect(backendUrl("https://api.example.com/apiv1", "/v1/completions")).toBe("https://api.example.com/apiv1/v1/completions");
   });
 });

@@ -240,6 +240,24 @@ describe("upstream failures", () => {
     expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage" })))).status).toBe(502);
     expect((await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-garbage", stream: true })))).status).toBe(502);
   });
+  it("a backend refusing the gateway (401, 404) is our fault: the next one is tried, then 502, never the backend's words", async () => {
+    const { key } = await newTenantKey();
+    const failed = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-refused" })));
+    expect(failed.status).toBe(502);
+    const e = await errorOf(failed);
+    expect(e.code).toBe("upstream_error");
+    expect(e.message).toMatch(/HTTP 401 \(the backend refused the gateway\), HTTP 404/);
+    expect(e.message).not.toMatch(/Incorrect API key|sk-up/);
+    const served = await gw("/v1/chat/completions", authed(key, chat("hello there", { model: "test-refused-failover" })));
+    expect(served.status).toBe(200);
+    expect(((await served.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe("hello there");
+  });
+  it("an upstream's base URL may end in /v1, as OpenAI clients' base URLs do", async () => {
+    const { key } = await newTenantKey();
+    const res = await gw("/v1/chat/completions", authed(key, chat("from a v1 base", { model: "test-v1-base" })));
+    expect(res.status).toBe(200);
+    expect((await upstreamState()).requests.at(-1)!.path).toBe("/v1/chat/completions");
+  });
   it("answers 502 for an upstream that redirects, and does not follow it", async () => {
     const { key } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-redirect" })));

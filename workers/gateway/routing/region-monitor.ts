@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { backendUrl } from "../../../src/routing/backend-url.js";
 import { closedBreaker, onFailure, onSuccess, shouldProbe, type Breaker } from "../../../src/routing/breaker.js";
 import type { Pod, PodHealth, RegionSnapshot } from "../../../src/routing/registry.js";
 import type { Env } from "../env.js";
@@ -70,13 +71,13 @@ export class RegionMonitor extends DurableObject<Env> {
     let next: PodHealth;
     try {
       // As for requests (upstream/forward.ts), a redirect is not followed: a 3xx is not a healthy answer.
-      const health = await fetch(new URL("/health", pod.url), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
+      const health = await fetch(backendUrl(pod.url, "/health"), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
       await health.body?.cancel();
       if (!health.ok) throw new Error(`/health answered ${health.status}`);
       let running = 0;
       let waiting = 0;
       if (pod.kind === "moe-pod") {
-        const load = await fetch(new URL("/load", pod.url), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
+        const load = await fetch(backendUrl(pod.url, "/load"), { signal: AbortSignal.timeout(timeout), redirect: "manual" });
         if (load.ok) {
           const l = (await load.json()) as { running?: number; waiting?: number };
           running = l.running ?? 0;

@@ -1,5 +1,6 @@
 import { signEdgeRequest } from "../../../src/auth/edge-signature.js";
 import { ApiError, errors } from "../../../src/openai/errors.js";
+import { backendUrl } from "../../../src/routing/backend-url.js";
 import type { Target } from "../routing/router.js";
 
 export interface ForwardSpec {
@@ -57,9 +58,18 @@ async function headersFor(spec: ForwardSpec, target: Target): Promise<Record<str
 }
 
 /**
- * Sends the request to the targets in order. A connection error, a timeout before the headers, a 5xx or a 3xx
- * moves on to the next target (nothing has reached the client yet, so retrying is invisible to it), within
- * `maxAttempts` and `deadlineMs`; a 2xx or 4xx is returned as is. Client disconnect aborts and stops.
+ * Statuses that judge the gateway, not the client's request: the client's key and model were already checked at
+ * the edge, so a backend's 401/403 means our signature or upstream key is wrong (a rotated secret, a skewed
+ * clock) and a 404 that it does not serve the model the registry says it does. Passed through, they would tell
+ * a client with a valid key that its key is wrong.
+ */
+const REFUSED_THE_EDGE = new Set([401, 403, 404]);
+
+/**
+ * Sends the request to the targets in order. A connection error, a timeout before the headers, a 5xx, a 3xx or
+ * a refusal of the gateway itself moves on to the next target (nothing has reached the client yet, so retrying is
+ * invisible to it), within `maxAttempts` and `deadlineMs`; a 2xx or another 4xx is returned as is. Client
+ * disconnect aborts and stops.
  */
 export async function forward(spec: ForwardSpec): Promise<Forwarded> {
   const failures: AttemptFailure[] = [];
@@ -72,14 +82,16 @@ export async function forward(spec: ForwardSpec): Promise<Forwarded> {
     const onClientAbort = () => controller.abort(spec.signal.reason);
     spec.signal.addEventListener("abort", onClientAbort);
     const timer = setTimeout(() => controller.abort(new Error("timeout")), Math.min(spec.timeoutMs, remaining));
-    const url = new URL(spec.path, target.url.endsWith("/") ? target.url : `${target.url}/`).toString();
+    const url = backendUrl(target.url, spec.path);
     try {
       // Redirects are not followed: they would carry the body, the tenant and any upstream key to wherever the
       // Location points. An OpenAI-compatible backend never redirects a POST; one that does is misconfigured.
       const response = await fetch(url, { method: "POST", body: spec.body, signal: controller.signal, headers: await headersFor(spec, target), redirect: "manual" });
       const redirected = response.status >= 300 && response.status < 400;
-      if (response.status >= 500 || redirected) {
-        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}${redirected ? " (redirect not followed)" : ""}` });
+      const refused = REFUSED_THE_EDGE.has(response.status);
+      if (response.status >= 500 || redirected || refused) {
+        const why = redirected ? " (redirect not followed)" : refused ? " (the backend refused the gateway)" : "";
+        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}${why}` });
         await response.body?.cancel().catch(() => {});
         spec.onFailure(target);
         continue;
