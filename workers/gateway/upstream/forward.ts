@@ -34,6 +34,20 @@ export interface Forwarded {
 /** Why an attempt did not produce a usable response; surfaced in the final error when all attempts fail. */
 type AttemptFailure = { upstream: string; kind: "connect" | "timeout" | "status"; detail: string };
 
+/** The start of a refusal's body, for the operator's log (why a pod rejected our signature: clock, secret). */
+async function firstWords(response: Response): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (!reader) return undefined;
+  try {
+    const { value } = await reader.read();
+    return value ? new TextDecoder().decode(value.subarray(0, 300)) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
 async function headersFor(spec: ForwardSpec, target: Target): Promise<Record<string, string>> {
   const base: Record<string, string> = {
     "content-type": "application/json",
@@ -91,8 +105,11 @@ export async function forward(spec: ForwardSpec): Promise<Forwarded> {
       const refused = REFUSED_THE_EDGE.has(response.status);
       if (response.status >= 500 || redirected || refused) {
         const why = redirected ? " (redirect not followed)" : refused ? " (the backend refused the gateway)" : "";
-        failures.push({ upstream: target.podId ?? target.url, kind: "status", detail: `HTTP ${response.status}${why}` });
-        await response.body?.cancel().catch(() => {});
+        const upstream = target.podId ?? target.url;
+        // A refusal is a configuration error (a secret, a key, the registry): said at once, even if another backend answers.
+        if (refused) console.error(JSON.stringify({ msg: "backend refused the gateway", upstream, status: response.status, said: await firstWords(response) }));
+        else await response.body?.cancel().catch(() => {});
+        failures.push({ upstream, kind: "status", detail: `HTTP ${response.status}${why}` });
         spec.onFailure(target);
         continue;
       }
