@@ -40,8 +40,8 @@ export interface PodDeps {
   maxBodyBytes: number;
   /** Sequences that may wait for admission (see `overloaded`). */
   maxWaiting: number;
-  /** Shared with the edge; when set, every /v1 request must carry a valid edge signature. */
-  edgeSecret?: string;
+  /** Shared with the edge (the current one, and the previous during a rotation); when any, every /v1 request must carry a valid edge signature. */
+  edgeSecrets: readonly string[];
   /** Bytes of a stream its client may leave unread before it is cancelled (default 64 MiB). */
   maxUnreadBytes?: number;
   /** How often an answer in the making sends a keepalive (default 5 s; see PodOptionsSchema). */
@@ -59,9 +59,9 @@ export function createPodApp(d: PodDeps): Hono {
   /** Reads the body once, checks the edge's signature over it, then parses and validates it. */
   async function authenticBody(c: Context): Promise<Uint8Array> {
     const bytes = await readBodyBytes(c.req.raw, d.maxBodyBytes);
-    if (d.edgeSecret) {
+    if (d.edgeSecrets.length > 0) {
       const path = new URL(c.req.url).pathname;
-      const v = await verifyEdgeRequest(d.edgeSecret, { method: c.req.method, path, headers: c.req.raw.headers, body: bytes }, Math.floor(Date.now() / 1000));
+      const v = await verifyEdgeRequest(d.edgeSecrets, { method: c.req.method, path, headers: c.req.raw.headers, body: bytes }, Math.floor(Date.now() / 1000));
       const id = c.req.header("x-request-id") ?? "";
       if (!v.ok || seen.get(id, Date.now())) {
         throw new ApiError(401, `This pod accepts only requests signed by the edge (${v.ok ? "replayed request" : v.reason}).`, {
@@ -75,7 +75,7 @@ export function createPodApp(d: PodDeps): Hono {
 
   app.use("/v1/*", async (c, next) => {
     // GETs carry no body but are signed all the same.
-    if (d.edgeSecret && c.req.method === "GET") await authenticBody(c);
+    if (d.edgeSecrets.length > 0 && c.req.method === "GET") await authenticBody(c);
     await next();
   });
 

@@ -48,9 +48,9 @@ async function main(): Promise<void> {
   scheduler.onStep = (n) => metrics.recordSampled(n);
   scheduler.start();
 
-  const { edgeSecret } = opts;
-  if (!edgeSecret) log(`POD_EDGE_SECRET is not set: requests are not authenticated (${opts.allowUnsigned ? "--allow-unsigned" : "development only, loopback"})`);
-  const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, ...(edgeSecret ? { edgeSecret } : {}) });
+  const { edgeSecrets } = opts;
+  if (edgeSecrets.length === 0) log(`POD_EDGE_SECRET is not set: requests are not authenticated (${opts.allowUnsigned ? "--allow-unsigned" : "development only, loopback"})`);
+  const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, edgeSecrets });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
   await new Promise<void>((r) => server.once("listening", () => r()));
   state.ready = true;

@@ -47,7 +47,7 @@ export const PodOptionsSchema = z.object({
   /** Serve unsigned requests on a non-loopback address (`--allow-unsigned`): a trusted private network only. */
   allowUnsigned: z.preprocess(switchValue, z.boolean()).default(false),
 });
-export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number; edgeSecret?: string };
+export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number; edgeSecrets: string[] };
 
 /** Addresses only this machine can reach: a pod bound to one may run without the edge's secret (development). */
 export function isLoopbackHost(host: string): boolean {
@@ -106,8 +106,10 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
     throw new Error(`${String(i.path[0] ?? "options")}: ${i.message}`);
   }
   const o = r.data;
-  // The secret comes from the environment only: a flag would show it to anyone who can list processes.
+  // Secrets come from the environment only: a flag would show them to anyone who can list processes. During a
+  // rotation POD_EDGE_SECRET_PREVIOUS is accepted too, until the edge signs with the new one (docs/deploy.md).
   const edgeSecret = env.POD_EDGE_SECRET || undefined;
+  if (!edgeSecret && env.POD_EDGE_SECRET_PREVIOUS) throw new Error("POD_EDGE_SECRET_PREVIOUS is set without POD_EDGE_SECRET.");
   if (!edgeSecret && !o.allowUnsigned && !isLoopbackHost(o.host)) {
     throw new Error(
       `POD_EDGE_SECRET is not set and the pod would listen on ${o.host}: anyone who reaches it could use it under any tenant. ` +
@@ -120,6 +122,6 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
     servedModelName,
     podId: o.podId ?? `pod-${o.port}`,
     kvBlocks: o.kvBlocks ?? Math.ceil(o.kvTokens / o.blockSize),
-    ...(edgeSecret ? { edgeSecret } : {}),
+    edgeSecrets: edgeSecret ? [edgeSecret, ...(env.POD_EDGE_SECRET_PREVIOUS ? [env.POD_EDGE_SECRET_PREVIOUS] : [])] : [],
   };
 }

@@ -46,9 +46,12 @@ export async function signEdgeRequest(secret: string, f: SignedFields): Promise<
 
 export type Verdict = { ok: true } | { ok: false; reason: string };
 
-/** Checks a request's signature headers against its method, path and body bytes. `now` in unix seconds. */
+/**
+ * Checks a request's signature headers against its method, path and body bytes. `now` in unix seconds. Any of
+ * `secrets` may have signed it: during a rotation a pod accepts the new secret and the previous one.
+ */
 export async function verifyEdgeRequest(
-  secret: string,
+  secrets: string | readonly string[],
   req: { method: string; path: string; headers: { get(name: string): string | null }; body: Uint8Array },
   now: number,
 ): Promise<Verdict> {
@@ -58,16 +61,16 @@ export async function verifyEdgeRequest(
   const timestamp = Number(ts);
   if (!Number.isSafeInteger(timestamp)) return { ok: false, reason: "malformed timestamp" };
   if (Math.abs(now - timestamp) > REPLAY_WINDOW_SECONDS) return { ok: false, reason: "timestamp outside the replay window" };
-  const expected = await hmacHex(
-    secret,
-    await canonical({
-      method: req.method,
-      path: req.path,
-      tenant: req.headers.get(TENANT_HEADER) ?? "",
-      requestId: req.headers.get(REQUEST_ID_HEADER) ?? "",
-      timestamp,
-      body: req.body,
-    }),
-  );
-  return constantTimeEqual(sig, `v1=${expected}`) ? { ok: true } : { ok: false, reason: "signature mismatch" };
+  const message = await canonical({
+    method: req.method,
+    path: req.path,
+    tenant: req.headers.get(TENANT_HEADER) ?? "",
+    requestId: req.headers.get(REQUEST_ID_HEADER) ?? "",
+    timestamp,
+    body: req.body,
+  });
+  let match = false;
+  // Every secret is tried (no early exit), so timing does not tell which one matched.
+  for (const secret of typeof secrets === "string" ? [secrets] : secrets) match = constantTimeEqual(sig, `v1=${await hmacHex(secret, message)}`) || match;
+  return match ? { ok: true } : { ok: false, reason: "signature mismatch" };
 }

@@ -46,7 +46,7 @@ function problems(objects: K8sObject[]): string[] {
 }
 
 const find = (objs: K8sObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-type Container = { env: { name: string; value?: string }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; lifecycle: { preStop: { exec: { command: string[] } } }; resources: { limits: Record<string, string> } };
+type Container = { env: { name: string; value?: string; valueFrom?: unknown }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; lifecycle: { preStop: { exec: { command: string[] } } }; resources: { limits: Record<string, string> } };
 
 describe.each(OVERLAYS)("kustomize overlay %s", (region) => {
   const objects = render(`infra/k8s/overlays/${region}`);
@@ -72,7 +72,8 @@ describe.each(OVERLAYS)("kustomize overlay %s", (region) => {
     expect(Number(c.resources.limits["nvidia.com/gpu"])).toBeGreaterThanOrEqual(1);
     // Every POD_* variable must be an option the pod understands.
     const flags = readFileSync("gpu-backend/server/options.ts", "utf8");
-    for (const name of Object.keys(env).filter((n) => n.startsWith("POD_") && n !== "POD_EDGE_SECRET")) {
+    expect(c.env.find((e) => e.name === "POD_EDGE_SECRET_PREVIOUS")).toMatchObject({ valueFrom: { secretKeyRef: { name: "moe-pod-edge", optional: true } } });
+    for (const name of Object.keys(env).filter((n) => n.startsWith("POD_") && !n.startsWith("POD_EDGE_SECRET"))) {
       expect(flags).toContain(`"--${name.slice(4).toLowerCase().replace(/_/g, "-")}"`);
     }
     const labels = dep.spec.template.metadata.labels;

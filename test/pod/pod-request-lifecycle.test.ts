@@ -40,6 +40,7 @@ function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number; 
     state: { ready: true, draining: false },
     maxBodyBytes: 1 << 20,
     maxWaiting: opts.maxWaiting,
+    edgeSecrets: [],
     ...(opts.maxUnreadBytes ? { maxUnreadBytes: opts.maxUnreadBytes } : {}),
     ...(opts.keepaliveMs ? { keepaliveMs: opts.keepaliveMs } : {}),
   });

@@ -4,7 +4,7 @@ import { REPLAY_WINDOW_SECONDS, signEdgeRequest, verifyEdgeRequest } from "../..
 const body = new TextEncoder().encode('{"model":"m"}');
 const base = { method: "POST", path: "/v1/chat/completions", tenant: "ten_a", requestId: "req_1", timestamp: 1_000_000, body };
 
-async function check(mutate: (h: Headers, r: { method: string; path: string; body: Uint8Array }) => void, now = 1_000_000, secret = "s3cret") {
+async function check(mutate: (h: Headers, r: { method: string; path: string; body: Uint8Array }) => void, now = 1_000_000, secret: string | string[] = "s3cret") {
   const headers = new Headers(await signEdgeRequest("s3cret", base));
   const req = { method: "POST", path: "/v1/chat/completions", body };
   mutate(headers, req);
@@ -34,5 +34,11 @@ describe("edge → pod signatures", () => {
   });
   it("rejects another secret", async () => {
     expect((await check(() => {}, 1_000_000, "other")).ok).toBe(false);
+    expect((await check(() => {}, 1_000_000, [])).ok).toBe(false);
+  });
+  it("during a rotation accepts either the new secret or the previous one", async () => {
+    expect(await check(() => {}, 1_000_000, ["new", "s3cret"])).toEqual({ ok: true });
+    expect(await check(() => {}, 1_000_000, ["s3cret", "old"])).toEqual({ ok: true });
+    expect((await check(() => {}, 1_000_000, ["new", "old"])).ok).toBe(false);
   });
 });
