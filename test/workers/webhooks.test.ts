@@ -29,9 +29,9 @@ const eventIdsOf = (h: Hook) => eventIdsIn(h.body);
 /** The tenant's event ids in the ledger, once there are `n`. */
 const ledgerOf = (tenant: string, n: number) =>
   eventually(10_000, async () => (await env.DB.prepare("SELECT event_id FROM usage_events WHERE tenant_id = ?").bind(tenant).all<{ event_id: string }>()).results, (r) => r.length === n);
-/** Waits until the tenant's usage has reached the hourly aggregates. */
-const hourlyRecorded = (tenant: string) =>
-  eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === 1);
+/** Waits until the tenant's usage has reached the hourly aggregates (`hours` rows of them). */
+const hourlyRecorded = (tenant: string, hours = 1) =>
+  eventually(10_000, async () => (await env.DB.prepare("SELECT COUNT(*) AS n FROM usage_hourly WHERE tenant_id = ?").bind(tenant).first<{ n: number }>())!.n, (n) => n === hours);
 /** A completed test-echo usage record that ended at `at`, as the edge queues it. */
 const usageRecord = (tenant: string, keyId: string, eventId: string, at: number, counts = { prompt_tokens: 3, cached_tokens: 0, completion_tokens: 2, cost_micros: 1 }) => ({
   event_id: eventId, tenant_id: tenant, key_id: keyId, model: "test-echo", region: null, pod: null, status: "completed",
@@ -155,6 +155,25 @@ describe("billing webhooks (Standard Webhooks)", () => {
     const payload = JSON.parse(got[0]!.body);
     expect(payload.type).toBe("usage.hourly");
     expect(payload.data.models).toEqual([{ model: "test-echo", requests: 2, prompt_tokens: 20, cached_tokens: 8, completion_tokens: 10, cost_micros: 24 }]);
+  });
+
+  it("catches up on hours a failed or missed cron run did not send (within a day), never from before the endpoint", async () => {
+    const { tenant, keyId } = await newTenantKey();
+    const name = `ok-${crypto.randomUUID()}`;
+    const ep = await endpoint(tenant, name, ["usage.hourly"]);
+    const now = Math.floor(Date.now() / 1000);
+    const hour = now - (now % 3600);
+    await env.DB.prepare("UPDATE webhook_endpoints SET created_at = ? WHERE id = ?").bind(now - 5 * 3600, ep.id).run();
+    await endpoint(tenant, `ok-${crypto.randomUUID()}`, ["usage.hourly"]); // created now: the hours below are before its time
+    const at = [3, 2, 2, 30].map((h) => now - h * 3600);
+    await env.USAGE_QUEUE.sendBatch(at.map((t, i) => ({ body: usageRecord(tenant, keyId, `catch-up-${tenant}-${i}`, t) })));
+    await hourlyRecorded(tenant, 3);
+    for (let run = 0; run < 2; run++) await runCron();
+    const made = await env.DB.prepare("SELECT endpoint_id, payload FROM webhook_deliveries WHERE tenant_id = ? AND event_type = 'usage.hourly' ORDER BY id").bind(tenant).all<{ endpoint_id: string; payload: string }>();
+    expect(made.results.map((r) => r.endpoint_id)).toEqual([ep.id, ep.id]);
+    const sent = made.results.map((r) => JSON.parse(r.payload).data as { hour_start: number; models: { requests: number }[] });
+    expect(sent.map((d) => [d.hour_start, d.models[0]!.requests])).toEqual([[hour - 3 * 3600, 1], [hour - 2 * 3600, 2]]);
+    await eventually(10_000, () => hooks(name), (hs) => hs.filter((h) => h.status === 200).length === 2);
   });
 
   it("sends usage.hourly to more endpoints than one Queue batch holds (100)", async () => {

@@ -4,30 +4,34 @@ import type { Env } from "../env.js";
 import { hourOf } from "../metering/ledger.js";
 import { enqueueDeliveries } from "./enqueue.js";
 
+/** Hours a missed or failed cron run is caught up on: each run sends what is still unsent of the last day. */
+const CATCH_UP_HOURS = 24;
+
 /**
- * Hourly (cron): one usage.hourly delivery per subscribed endpoint for each tenant with usage in the hour that
- * just ended (its id names endpoint and hour, so a repeated run creates nothing new), and a sweep that
- * re-queues pending deliveries never attempted for 10 minutes (a crash between creating and queueing one), and
- * the retention of finished deliveries (`pruneDeliveries`).
+ * Hourly (cron): one usage.hourly delivery per subscribed endpoint for each hour of its tenant's usage that ended
+ * in the last day and was not sent yet (its id names endpoint and hour, so a later run creates nothing new and
+ * a run that failed or never fired is made up by the next), beginning with the hour before the endpoint was
+ * created; a sweep that re-queues pending deliveries never attempted for 10 minutes (a crash between creating
+ * and queueing one); and the retention of finished deliveries (`pruneDeliveries`).
  */
 export async function hourlyWebhooks(env: Env, now = nowSeconds()): Promise<string[]> {
-  const hour = hourOf(now) - 3600;
+  const current = hourOf(now);
   const ts = new Date(now * 1000).toISOString();
   const created = await env.DB.prepare(
     `INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, event_type, payload, created_at)
-     SELECT 'hourly_' || e.id || '_' || ?, e.id, e.tenant_id, 'usage.hourly',
+     SELECT 'hourly_' || e.id || '_' || h.hour, e.id, e.tenant_id, 'usage.hourly',
        json_object('type', 'usage.hourly', 'timestamp', ?, 'data', json_object(
-         'tenant_id', e.tenant_id, 'hour_start', ?, 'hour_end', ?,
-         'models', (SELECT json_group_array(json_object('model', model, 'requests', requests, 'prompt_tokens', prompt_tokens,
-             'cached_tokens', cached_tokens, 'completion_tokens', completion_tokens, 'cost_micros', cost_micros))
-           FROM usage_hourly h WHERE h.tenant_id = e.tenant_id AND h.hour = ?))), ?
-     FROM webhook_endpoints e
+         'tenant_id', e.tenant_id, 'hour_start', h.hour, 'hour_end', h.hour + 3600,
+         'models', json_group_array(json_object('model', h.model, 'requests', h.requests, 'prompt_tokens', h.prompt_tokens,
+             'cached_tokens', h.cached_tokens, 'completion_tokens', h.completion_tokens, 'cost_micros', h.cost_micros)))), ?
+     FROM webhook_endpoints e JOIN usage_hourly h ON h.tenant_id = e.tenant_id AND h.hour >= ? AND h.hour < ?
      WHERE e.status = 'active' AND EXISTS (SELECT 1 FROM json_each(e.events) WHERE value = 'usage.hourly')
-       AND EXISTS (SELECT 1 FROM usage_hourly h WHERE h.tenant_id = e.tenant_id AND h.hour = ?)
+       AND h.hour >= e.created_at - e.created_at % 3600 - 3600
+     GROUP BY e.id, h.hour
      ON CONFLICT (id) DO NOTHING
      RETURNING id`,
   )
-    .bind(hour, ts, hour, hour + 3600, hour, now, hour)
+    .bind(ts, now, current - CATCH_UP_HOURS * 3600, current)
     .all<{ id: string }>();
   // Bounded, oldest first: 50 Queue batches a run (subrequests are limited); a larger backlog drains hour by hour.
   const stale = await env.DB.prepare("SELECT id FROM webhook_deliveries WHERE status = 'pending' AND attempts = 0 AND created_at < ? ORDER BY created_at LIMIT 5000")
