@@ -4,6 +4,7 @@ import { MAX_ATTEMPTS, MAX_DELAY_SECONDS, parseRetryAfter, retryDelaySeconds } f
 import { generateWebhookSecret, webhookHeaders } from "../../src/webhooks/signing.js";
 import { checkEndpointUrl, isPrivateHost } from "../../src/webhooks/url-policy.js";
 import { costMicros } from "../../src/metering/pricing.js";
+import { splitByHours } from "../../src/metering/report-range.js";
 
 describe("Standard Webhooks signing", () => {
   it("produces signatures the reference library verifies, with every current secret", async () => {
@@ -69,5 +70,17 @@ describe("pricing", () => {
     expect(costMicros({ prompt: 1_000_000, cached: 1_000_000, completion: 0 }, p)).toBe(70_000);
     expect(costMicros({ prompt: 100, cached: 40, completion: 10 }, p)).toBe(Math.round(60 * 0.27 + 40 * 0.07 + 10 * 1.1));
     expect(costMicros({ prompt: 100, cached: 0, completion: 10 }, undefined)).toBe(0);
+  });
+});
+
+describe("usage report ranges", () => {
+  it("reads whole hours from the aggregates and only the partial ends from the events", () => {
+    const h = 3600;
+    expect(splitByHours(0, 3 * h)).toEqual({ hours: [0, 3 * h], edges: [] });
+    expect(splitByHours(10, 3 * h + 5)).toEqual({ hours: [h, 3 * h], edges: [[10, h], [3 * h, 3 * h + 5]] });
+    expect(splitByHours(h - 1, h + 1)).toEqual({ hours: null, edges: [[h - 1, h + 1]] });
+    expect(splitByHours(h + 1, 2 * h)).toEqual({ hours: null, edges: [[h + 1, 2 * h]] });
+    expect(splitByHours(5, 5)).toEqual({ hours: null, edges: [] });
+    expect(splitByHours(9, 5)).toEqual({ hours: null, edges: [] });
   });
 });

@@ -124,4 +124,46 @@ describe("usage API", () => {
     expect(admin.json.data).toEqual([expect.objectContaining({ key: b.keyId, requests: 1 })]);
     expect((await adminCall("GET", `/tenants/${b.tenant}/usage?group_by=week`)).status).toBe(400);
   });
+
+  it("whole hours come from the hourly aggregates, the partial ends from the events: the totals are the events'", async () => {
+    const { tenant, keyId } = await newTenantKey();
+    const other = await newTenantKey(); // same models and hours, another tenant: never counted
+    const base = 1_700_000_000 - (1_700_000_000 % 3600); // an hour boundary
+    const at = [-1, 0, 1, 1799, 3599, 3600, 3601, 5000, 7199, 7200, 9000, 10_799, 10_800, 12_000];
+    const record = (t: string, k: string, i: number, offset: number) => ({
+      event_id: `report-${t}-${i}`, tenant_id: t, key_id: k, model: i % 3 ? "test-echo" : "test-big", region: null, pod: null, status: "completed",
+      stream: false, prompt_tokens: 10 + i, cached_tokens: i % 4, completion_tokens: 2 * i + 1, cost_micros: 100 + i, estimated: false,
+      started_at: base + offset, ended_at: base + offset,
+    });
+    const records = at.map((o, i) => record(tenant, keyId, i, o));
+    await env.USAGE_QUEUE.sendBatch([...records, ...at.map((o, i) => record(other.tenant, other.keyId, i, o))].map((body) => ({ body })));
+    await eventually(10_000, () => rowsOf(tenant), (x) => x.length === at.length);
+    type Rec = (typeof records)[number];
+    const bucketOf = { model: (r: Rec) => r.model, hour: (r: Rec) => r.ended_at - (r.ended_at % 3600), key: (r: Rec) => r.key_id };
+    const sum = (rs: Rec[]) => ({
+      requests: rs.length,
+      prompt_tokens: rs.reduce((a, r) => a + r.prompt_tokens, 0),
+      cached_tokens: rs.reduce((a, r) => a + r.cached_tokens, 0),
+      completion_tokens: rs.reduce((a, r) => a + r.completion_tokens, 0),
+      cost_usd: rs.reduce((a, r) => a + r.cost_micros, 0) / 1e6,
+    });
+    const order = (a: string | number, b: string | number) => (typeof a === "number" && typeof b === "number" ? a - b : String(a) < String(b) ? -1 : 1);
+    const expected = (from: number, to: number, g?: keyof typeof bucketOf) => {
+      const inRange = records.filter((r) => r.ended_at >= from && r.ended_at < to);
+      if (!g) return inRange.length ? [sum(inRange)] : [];
+      return [...new Set(inRange.map(bucketOf[g]))].sort(order).map((b) => ({ [g]: b, ...sum(inRange.filter((r) => bucketOf[g](r) === b)) }));
+    };
+    const reportOf = async (from: number, to: number, g?: string) => (await adminCall<{ data: unknown[] }>("GET", `/tenants/${tenant}/usage?from=${from}&to=${to}${g ? `&group_by=${g}` : ""}`)).json.data;
+    // Ranges with and without whole hours, with partial hours at either end, and empty.
+    for (const [from, to] of [[-10, 12_001], [0, 10_800], [1, 7200], [3600, 3601], [100, 200], [5, 5]] as const) {
+      for (const g of [undefined, "model", "hour", "key"] as const) {
+        expect(await reportOf(base + from, base + to, g), `${g} ${from}..${to}`).toEqual(expected(base + from, base + to, g));
+      }
+    }
+    // Which source answers: an aggregate changed behind the ledger's back shows in whole hours only.
+    await env.DB.prepare("UPDATE usage_hourly SET requests = requests + 1000 WHERE tenant_id = ? AND hour = ? AND model = 'test-echo'").bind(tenant, base).run();
+    const firstHour = records.filter((r) => r.ended_at >= base && r.ended_at < base + 3600);
+    expect(await reportOf(base, base + 3600)).toEqual([{ ...sum(firstHour), requests: firstHour.length + 1000 }]);
+    expect(await reportOf(base + 1, base + 3600)).toEqual(expected(base + 1, base + 3600));
+  });
 });

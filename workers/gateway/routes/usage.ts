@@ -1,11 +1,13 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { validateBody } from "../../../src/openai/validate.js";
+import { splitByHours } from "../../../src/metering/report-range.js";
 import { getTenant } from "../admin/store.js";
 import type { AppEnv } from "../env.js";
 
 /**
- * Usage reports from the ledger: totals for a time range, optionally grouped by model, key or hour.
+ * Usage reports from the ledger: totals for a time range, optionally grouped by model, key or hour. Whole hours
+ * come from the hourly aggregates, so a long range stays cheap; grouping by key reads the events.
  * `GET /v1/usage` answers for the calling key's own tenant only; the admin route for any tenant.
  */
 const QuerySchema = z.object({
@@ -14,20 +16,39 @@ const QuerySchema = z.object({
   group_by: z.enum(["model", "key", "hour"]).optional(),
 });
 
-const GROUP = { model: "model", key: "key_id", hour: "ended_at - (ended_at % 3600)" } as const;
+/** Each grouping as read from the hourly aggregates (null: events only, as they hold no key) and from the events. */
+const GROUP = {
+  model: { hourly: "model", events: "model" },
+  key: { hourly: null, events: "key_id" },
+  hour: { hourly: "hour", events: "ended_at - (ended_at % 3600)" },
+} as const;
+const SUMS = "prompt_tokens, cached_tokens, completion_tokens, cost_micros";
 
 async function report(c: Context<AppEnv>, tenant: string): Promise<Response> {
   const q = validateBody(QuerySchema, c.req.query());
   const to = q.to ?? Math.floor(Date.now() / 1000) + 1;
-  const group = q.group_by ? GROUP[q.group_by] : null;
-  const { results } = await c.env.DB.prepare(
-    `SELECT ${group ? `${group} AS bucket,` : ""} COUNT(*) AS requests, SUM(prompt_tokens) AS prompt_tokens,
-            SUM(cached_tokens) AS cached_tokens, SUM(completion_tokens) AS completion_tokens, SUM(cost_micros) AS cost_micros
-       FROM usage_events WHERE tenant_id = ? AND ended_at >= ? AND ended_at < ?
-       ${group ? `GROUP BY bucket ORDER BY bucket` : ""}`,
-  )
-    .bind(tenant, q.from, to)
-    .all<Record<string, number | string | null>>();
+  const group = q.group_by ? GROUP[q.group_by] : { hourly: "NULL", events: "NULL" };
+  // Whole hours from the aggregates (written with the events, in one transaction), the ends from the events.
+  const range = group.hourly === null ? { hours: null, edges: q.from < to ? [[q.from, to] as [number, number]] : [] } : splitByHours(q.from, to);
+  const parts: string[] = [];
+  const binds: (string | number)[] = [];
+  if (range.hours) {
+    parts.push(`SELECT ${group.hourly} AS bucket, requests, ${SUMS} FROM usage_hourly WHERE tenant_id = ? AND hour >= ? AND hour < ?`);
+    binds.push(tenant, ...range.hours);
+  }
+  for (const [a, b] of range.edges) {
+    parts.push(`SELECT ${group.events} AS bucket, 1 AS requests, ${SUMS} FROM usage_events WHERE tenant_id = ? AND ended_at >= ? AND ended_at < ?`);
+    binds.push(tenant, a, b);
+  }
+  const { results } = parts.length
+    ? await c.env.DB.prepare(
+        `SELECT bucket, SUM(requests) AS requests, SUM(prompt_tokens) AS prompt_tokens, SUM(cached_tokens) AS cached_tokens,
+                SUM(completion_tokens) AS completion_tokens, SUM(cost_micros) AS cost_micros
+           FROM (${parts.join(" UNION ALL ")}) GROUP BY bucket ORDER BY bucket`,
+      )
+        .bind(...binds)
+        .all<Record<string, number | string | null>>()
+    : { results: [] };
   const data = results
     .filter((r) => Number(r.requests) > 0)
     .map((r) => ({
