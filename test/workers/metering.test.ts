@@ -139,7 +139,7 @@ describe("usage API", () => {
     await env.USAGE_QUEUE.sendBatch([...records, ...at.map((o, i) => record(other.tenant, other.keyId, i, o))].map((body) => ({ body })));
     await eventually(10_000, () => rowsOf(tenant), (x) => x.length === at.length);
     type Rec = (typeof records)[number];
-    const bucketOf = { model: (r: Rec) => r.model, hour: (r: Rec) => r.ended_at - (r.ended_at % 3600), key: (r: Rec) => r.key_id };
+    const bucketOf: Record<"model" | "hour" | "key", (r: Rec) => string | number> = { model: (r) => r.model, hour: (r) => r.ended_at - (r.ended_at % 3600), key: (r) => r.key_id };
     const sum = (rs: Rec[]) => ({
       requests: rs.length,
       prompt_tokens: rs.reduce((a, r) => a + r.prompt_tokens, 0),

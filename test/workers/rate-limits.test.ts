@@ -151,6 +151,21 @@ describe("rate limits (one Durable Object per tenant)", () => {
     expect(res.headers.get("x-ratelimit-limit-requests")).toBeNull();
   });
 
+  it("a completion's reservation counts every choice: prompts × n × max_tokens", async () => {
+    const { keys } = await limited({ tpm: 1000 }, null);
+    const complete = (prompt: unknown, n: number) =>
+      gw("/v1/completions", authed(keys[0]!, { model: "test-echo", prompt, max_tokens: 100, n }));
+    // 8 prompts × 2 choices × 100 tokens = 1600 > 1000: more than the whole budget.
+    const many = await complete(Array.from({ length: 8 }, (_, i) => `p${i}`), 2);
+    expect(many.status).toBe(429);
+    expect(((await many.json()) as { error: { message: string } }).error.message).toMatch(/Request too large/);
+    expect((await complete([[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [13, 14], [15, 16], [17, 18], [19, 20], [21, 22]], 1)).status).toBe(429);
+    // One token list is one prompt: 1 × 2 × 100 fits.
+    const one = await complete([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 2);
+    expect(one.status).toBe(200);
+    await one.text();
+  });
+
   it("limits are set and changed through the admin API", async () => {
     const t = await adminCall<{ id: string; limits: unknown }>("POST", "/tenants", { name: "lim", limits: { rpm: 5 } });
     expect(t.json.limits).toEqual({ rpm: 5 });

@@ -9,7 +9,7 @@ import { readValidBody } from "../../../src/http/request-body.js";
 import { estimateReservation } from "../../../src/limits/limits.js";
 import { countsOf } from "../../../src/metering/pricing.js";
 import { ChatCompletionRequestSchema } from "../../../src/openai/chat.js";
-import { CompletionRequestSchema } from "../../../src/openai/completions.js";
+import { CompletionRequestSchema, promptList, type CompletionRequest } from "../../../src/openai/completions.js";
 import { ApiError, errors } from "../../../src/openai/errors.js";
 import { lead, lookup, pending, store } from "../cache/response-cache.js";
 import type { AppEnv } from "../env.js";
@@ -39,7 +39,9 @@ async function proxy(c: Context<AppEnv>, schema: InferenceSchema, path: string):
 
   const prompt = "messages" in raw ? raw.messages : raw.prompt;
   const promptBytes = new TextEncoder().encode(JSON.stringify(prompt)).length;
-  const ticket = await admit(c, estimateReservation(promptBytes, completionBudget(parsed as InferenceRequest, entry)));
+  // Every choice may use the whole completion budget: n per prompt, and a completion request may bring many prompts.
+  const prompts = schema === CompletionRequestSchema ? promptList((parsed as CompletionRequest).prompt).length : 1;
+  const ticket = await admit(c, estimateReservation(promptBytes, prompts * completionBudget(parsed as InferenceRequest, entry)));
   let settleCache: ((a: CachedAnswer | null) => void) | null = null;
   const release = () => {
     settleCache?.(null);
