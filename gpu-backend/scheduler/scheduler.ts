@@ -205,7 +205,8 @@ export class Scheduler {
       logits: seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none",
       temperature: seq.sampler.headTemperature(),
     }));
-    const { logits, probs } = await this.model.forward(steps);
+    // The outputs are read below, before this scheduler's next step: the model may reuse their buffers.
+    const { logits, probs } = await this.model.forward(steps, { reuseOutputs: true });
     this.totals.steps++;
 
     const V = this.model.config.vocabSize;

@@ -201,6 +201,23 @@ describe("backends", () => {
   });
 });
 
+describe("reused outputs", () => {
+  it.each(["v3", "v3web"])("%s: logits and probabilities written into kept buffers equal fresh ones", async (name) => {
+    const m = models[name]!;
+    const steps = (temperature: number) => [prompt(9, 21), prompt(4, 22)].map((ids) => ({ tokens: ids, past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth), logits: "all" as const, temperature }));
+    const fresh = await m.forward(steps(0.7));
+    const first = await m.forward(steps(0.7), { reuseOutputs: true });
+    expect(first.logits.map((l) => [...l!])).toEqual(fresh.logits.map((l) => [...l!]));
+    expect(first.probs.map((p) => [...p!])).toEqual(fresh.probs.map((p) => [...p!]));
+    const kept = first.logits[0]!.buffer;
+    const second = await m.forward(steps(1.3), { reuseOutputs: true });
+    // Native: the next step writes into the same memory; wasm allocates as before.
+    expect(second.logits[0]!.buffer === kept).toBe(m.runtime.backend === "node");
+    const again = await m.forward(steps(1.3));
+    expect(second.probs.map((p) => [...p!])).toEqual(again.probs.map((p) => [...p!]));
+  });
+});
+
 describe("inputs", () => {
   it("rejects token ids outside the vocabulary and positions beyond the context", async () => {
     const m = models.v3!;

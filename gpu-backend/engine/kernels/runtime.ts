@@ -29,7 +29,12 @@ export interface Feed {
 }
 
 export interface KernelSession {
-  run(feeds: Record<string, Feed>): Promise<Record<string, Float32Array>>;
+  /**
+   * Runs the graph. Native backend: outputs named in `into` are written into those arrays (sized for their
+   * dims) and returned as them, so a large output allocates nothing. Everything else, and every output of the
+   * wasm backend (which does not write into given tensors), comes back in fresh arrays.
+   */
+  run(feeds: Record<string, Feed>, into?: Record<string, Feed & { data: Float32Array }>): Promise<Record<string, Float32Array>>;
   release(): Promise<void>;
 }
 
@@ -92,14 +97,21 @@ export async function createRuntime(opts: RuntimeOptions): Promise<KernelRuntime
     async createSession(model, kind = "pooled") {
       const session = await ort.InferenceSession.create(model, sessionOptions(kind));
       return {
-        async run(feeds) {
+        async run(feeds, given) {
+          const into = opts.backend === "node" ? given : undefined;
           const inputs: Record<string, OrtCommon.Tensor> = {};
           for (const [name, f] of Object.entries(feeds)) {
             inputs[name] = new ort.Tensor(f.data instanceof BigInt64Array ? "int64" : "float32", f.data, f.dims);
           }
-          const out = await session.run(inputs);
+          let out: OrtCommon.InferenceSession.ReturnType;
+          if (into) {
+            // Every output is fetched: the ones with a buffer into it, the others (null) freshly allocated.
+            const fetches: Record<string, OrtCommon.Tensor | null> = Object.fromEntries(session.outputNames.map((n) => [n, null]));
+            for (const [name, f] of Object.entries(into)) fetches[name] = new ort.Tensor("float32", f.data, f.dims);
+            out = await session.run(inputs, fetches);
+          } else out = await session.run(inputs);
           const result: Record<string, Float32Array> = {};
-          for (const [name, t] of Object.entries(out)) result[name] = t.data as Float32Array;
+          for (const [name, t] of Object.entries(out)) result[name] = into?.[name]?.data ?? (t.data as Float32Array);
           return result;
         },
         release: () => session.release(),
