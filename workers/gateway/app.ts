@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import { ApiError, errors } from "../../src/openai/errors.js";
 import { settingsFor, type AppEnv } from "./env.js";
 import { authenticate } from "./middleware/authenticate.js";
+import { publicCors } from "./middleware/cors.js";
 import { requestId } from "./middleware/request-id.js";
 import { admin } from "./routes/admin.js";
 import { inference } from "./routes/inference.js";
@@ -21,6 +22,7 @@ export function createApp(): Hono<AppEnv> {
 
   app.get("/health", (c) => c.json({ status: "ok" }));
 
+  app.use("/v1/*", publicCors);
   app.use("/v1/*", authenticate);
   app.route("/v1/models", models);
   app.route("/v1/usage", tenantUsage);
