@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
+import { parse as parseToml } from "smol-toml";
 import { generateApiKey } from "../src/auth/api-keys.js";
 import { startPod, type PodProcess } from "./pod-process.js";
 
@@ -54,6 +55,13 @@ export interface Stack {
 }
 
 const WRANGLER = resolve("node_modules/wrangler/bin/wrangler.js");
+
+/** The model's entry in wrangler.toml's development catalog, prices included, so the local stack bills as a deployed gateway. */
+function catalogEntry(modelId: string): Record<string, unknown> {
+  const vars = (parseToml(readFileSync(resolve("wrangler.toml"), "utf8")) as { vars?: { MODELS?: string } }).vars;
+  const entry = (JSON.parse(vars?.MODELS ?? "[]") as { id: string }[]).find((m) => m.id === modelId);
+  return entry ?? { id: modelId, owned_by: "moe-edge" };
+}
 // No telemetry and no fetch of Cloudflare's `request.cf` sample: this machine has no network.
 const wranglerEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
@@ -130,7 +138,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
     mkdirSync(o.persistDir, { recursive: true });
     await run(["d1", "migrations", "apply", "DB", "--local", "--persist-to", o.persistDir], log);
-    const models = [...(o.pods.length ? [{ id: o.modelId, owned_by: "moe-edge" }] : []), ...(o.extraModels ?? [])];
+    const models = [...(o.pods.length ? [catalogEntry(o.modelId)] : []), ...(o.extraModels ?? [])];
     const envFile = join(o.persistDir, "gateway.env");
     const vars: Record<string, string> = { GATEWAY_ADMIN_TOKEN: adminToken, POD_SHARED_SECRET: podSecret, MODELS: JSON.stringify(models), ...o.vars };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join("\n") + "\n", { mode: 0o600 });

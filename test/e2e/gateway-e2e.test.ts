@@ -1,11 +1,13 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import OpenAI from "openai";
+import { parse as parseToml } from "smol-toml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { freePort, startStack, type Stack } from "../../scripts/stack.js";
+import { eventually } from "../support/eventually.js";
 
 const run = promisify(execFile);
 const MODEL = "deepseek-v3-tiny";
@@ -141,6 +143,23 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
     );
     expect(results.every((r) => r.choices[0]!.finish_reason)).toBe(true);
     expect(refused).toBeGreaterThan(0);
+  });
+
+  it("the stack bills with the catalog's prices (wrangler.toml's development MODELS)", async () => {
+    const toml = parseToml(readFileSync("wrangler.toml", "utf8")) as { vars: { MODELS: string } };
+    const price = (JSON.parse(toml.vars.MODELS) as { id: string; pricing: { input_per_mtok: number; output_per_mtok: number } }[]).find((m) => m.id === MODEL)!.pricing;
+    const key = (await fetch(`${stack.gatewayUrl}/admin/tenants/${stack.demoTenant}/keys`, { method: "POST", headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" }, body: "{}" }).then((r) => r.json())) as { id: string; key: string };
+    const priced = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: key.key, maxRetries: 0 });
+    const r = await priced.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "What does it cost?" }], max_tokens: 6, temperature: 0.5 });
+    const byKey = async () =>
+      ((await (await fetch(`${stack.gatewayUrl}/v1/usage?group_by=key`, { headers: { authorization: `Bearer ${key.key}` } })).json()) as { data: { key: string; requests: number; cost_usd: number }[] }).data;
+    const row = (await eventually(15_000, byKey, (d) => d.some((x) => x.key === key.id))).find((x) => x.key === key.id);
+    expect(row!.requests).toBe(1);
+    const cached = r.usage!.prompt_tokens_details?.cached_tokens ?? 0;
+    expect(cached).toBe(0);
+    // Costs are kept in whole micro-dollars.
+    expect(row!.cost_usd).toBe(Math.round(r.usage!.prompt_tokens * price.input_per_mtok + r.usage!.completion_tokens * price.output_per_mtok) / 1e6);
+    expect(row!.cost_usd).toBeGreaterThan(0);
   });
 
   it("every response carries x-request-id", async () => {
