@@ -1,3 +1,4 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyEdgeRequest } from "../../src/auth/edge-signature.js";
@@ -37,6 +38,28 @@ describe("backend registry (admin API)", () => {
     expect((await adminCall("DELETE", `/pods/${p}`)).status).toBe(200);
     expect((await adminCall("DELETE", `/regions/${r}`)).status).toBe(200);
     expect((await adminCall("DELETE", `/regions/${r}`)).status).toBe(404);
+  });
+});
+
+describe("region monitors", () => {
+  it("stop polling once their region has no backends, and start again when asked", async () => {
+    const r = `r-${uid()}`;
+    await region(r);
+    const pod = { region: r, url: env.UPSTREAM_URL, models: ["test-registry"] };
+    await adminCall("PUT", `/pods/a-${r}`, pod);
+    const monitor = env.REGION_MONITOR.get(env.REGION_MONITOR.idFromName(r));
+    expect((await adminCall("GET", `/regions/${r}/health`)).status).toBe(200); // the first look starts the watch
+    expect(await runDurableObjectAlarm(monitor)).toBe(true);
+    expect(await runDurableObjectAlarm(monitor)).toBe(true); // each round schedules the next
+    await adminCall("DELETE", `/pods/a-${r}`);
+    await adminCall("DELETE", `/regions/${r}`);
+    await runDurableObjectAlarm(monitor); // the round that finds no backend (unless its own alarm ran it first)
+    expect(await runDurableObjectAlarm(monitor)).toBe(false);
+    await region(r);
+    await adminCall("PUT", `/pods/b-${r}`, pod);
+    await adminCall("GET", `/regions/${r}/health`);
+    expect(await runDurableObjectAlarm(monitor)).toBe(true);
+    await adminCall("DELETE", `/pods/b-${r}`);
   });
 });
 

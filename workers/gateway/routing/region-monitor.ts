@@ -15,7 +15,7 @@ export class RegionMonitor extends DurableObject<Env> {
   private region: string | null = null;
   private readonly breakers = new Map<string, Breaker>();
   private readonly health = new Map<string, PodHealth>();
-  private probing: Promise<void> | null = null;
+  private probing: Promise<number> | null = null;
 
   private get intervalMs(): number {
     return Number(this.env.HEALTH_INTERVAL_MS || 2000);
@@ -41,29 +41,33 @@ export class RegionMonitor extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.region ??= (await this.ctx.storage.get<string>("region")) ?? null;
     if (!this.region) return;
-    await this.probeAll();
+    // A region without backends (emptied, or deleted) is not watched: the next snapshot or report starts again.
+    if ((await this.probeAll()) === 0) return;
     await this.ctx.storage.setAlarm(Date.now() + this.intervalMs);
   }
 
   private async adopt(region: string): Promise<void> {
-    if (this.region === region) return;
-    this.region = region;
-    await this.ctx.storage.put("region", region);
+    if (this.region !== region) {
+      this.region = region;
+      await this.ctx.storage.put("region", region);
+    }
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.intervalMs);
   }
 
-  private probeAll(): Promise<void> {
+  /** One probe round over the region's backends; resolves with how many it has. */
+  private probeAll(): Promise<number> {
     // Concurrent callers share one round.
     this.probing ??= this.doProbeAll().finally(() => (this.probing = null));
     return this.probing;
   }
 
-  private async doProbeAll(): Promise<void> {
+  private async doProbeAll(): Promise<number> {
     const pods = await podsOfRegion(this.env.DB, this.region!);
     const known = new Set(pods.map((p) => p.id));
     for (const id of [...this.health.keys()]) if (!known.has(id)) this.health.delete(id);
     const now = Date.now();
     await Promise.all(pods.filter((p) => p.enabled && shouldProbe(this.breakers.get(p.id) ?? closedBreaker(), now)).map((p) => this.probe(p)));
+    return pods.length;
   }
 
   private async probe(pod: Pod): Promise<void> {
