@@ -62,6 +62,7 @@ function catalogEntry(modelId: string): Record<string, unknown> {
   const entry = (JSON.parse(vars?.MODELS ?? "[]") as { id: string }[]).find((m) => m.id === modelId);
   return entry ?? { id: modelId, owned_by: "moe-edge" };
 }
+
 // No telemetry and no fetch of Cloudflare's `request.cf` sample: this machine has no network.
 const wranglerEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
