@@ -45,6 +45,9 @@ export default defineConfig({
               { id: "test-refused", upstreams: [`${upstream}/denied`, `${upstream}/elsewhere`], upstream_model: "test-echo" } as never,
               { id: "test-refused-failover", upstreams: [`${upstream}/denied`, upstream], upstream_model: "test-echo" } as never,
               { id: "test-v1-base", upstreams: [`${upstream}/v1`], upstream_model: "test-echo" } as never,
+              { id: "test-late", upstreams: [upstream] },
+              { id: "test-late-strict", upstreams: [upstream], upstream_model: "test-late", upstream_timeout_ms: 300 } as never,
+              { id: "test-late-patient", upstreams: [upstream], upstream_model: "test-late", upstream_idle_timeout_ms: 4000 } as never,
               { id: "test-registry", upstreams: [] } as never,
               { id: "test-unserved", upstreams: [] } as never,
             );

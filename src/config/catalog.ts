@@ -20,6 +20,14 @@ export const CatalogEntrySchema = z.object({
   upstream_api_key: z.string().optional(),
   /** The name the upstream knows the model by, when it differs from the public id. */
   upstream_model: z.string().optional(),
+  /**
+   * This model's own UPSTREAM_TIMEOUT_MS (first byte, per attempt). An engine that sends nothing until a
+   * non-streamed answer is whole (vLLM, SGLang, a hosted API) needs its longest generation here; our pods send
+   * their headers at once.
+   */
+  upstream_timeout_ms: z.number().int().positive().optional(),
+  /** This model's own UPSTREAM_IDLE_TIMEOUT_MS (the longest silence inside an answer). */
+  upstream_idle_timeout_ms: z.number().int().positive().optional(),
 });
 export type CatalogEntry = z.infer<typeof CatalogEntrySchema>;
 

@@ -13,6 +13,8 @@ import type { AddressInfo } from "node:net";
  *   test-redirect a 307 to POST /_followed, which would answer a chat completion (it records who came: `followed`
  *                 in GET /_state)
  *   test-slow     streams one word every 20 ms for a long time (for disconnect tests)
+ *   test-late     test-echo, silent for as many ms as its first word says: before its answer, or in a stream
+ *                 after that first word
  *   test-cut      streams two chunks then drops the connection
  *   test-hold     answers one chunk, then waits for GET /_release?marker=<last user message> (usage: 10 tokens)
  *   test-brief    streams five chunks 20 ms apart (usage: 10 tokens)
@@ -251,7 +253,10 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
       ...((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage ? { usage: null } : {}),
     });
 
+    // test-late: silent for the first word's milliseconds (before its answer, or after a stream's first word).
+    const lateMs = model === "test-late" ? Number(w[0]) || 0 : 0;
     if (body.stream !== true) {
+      if (lateMs) await new Promise((r) => setTimeout(r, lateMs));
       const text = w.join(" ");
       return c.json({
         id,
@@ -273,7 +278,7 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
     const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
     let timer: ReturnType<typeof setInterval> | undefined;
     const stream = new ReadableStream<Uint8Array>({
-      start(ctl) {
+      async start(ctl) {
         if (model === "test-slow") {
           let i = 0;
           timer = setInterval(() => send(ctl, chunk(`w${i++} `, null)), 20);
@@ -286,7 +291,10 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
           return;
         }
         if (chat) send(ctl, { ...chunk(null, null), choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
-        w.forEach((word, i) => send(ctl, chunk(i === 0 ? word : ` ${word}`, null, i)));
+        for (const [i, word] of w.entries()) {
+          if (i === 1 && lateMs) await new Promise((r) => setTimeout(r, lateMs));
+          send(ctl, chunk(i === 0 ? word : ` ${word}`, null, i));
+        }
         send(ctl, chunk(null, "stop"));
         if (includeUsage) send(ctl, { id, object: chat ? "chat.completion.chunk" : "text_completion", created: 1, model, choices: [], usage });
         send(ctl, "[DONE]");

@@ -183,6 +183,23 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect(await onlyRowOf(tenant)).toMatchObject({ status: "failed", estimated: 1 });
   });
 
+  it("a model's own upstream timeouts replace the gateway's (first byte, and silence inside a stream)", async () => {
+    const { key } = await newTenantKey();
+    const ask = (model: string, content: string, stream = false) => gw("/v1/chat/completions", authed(key, chat(content, { model, stream })));
+    // 800 ms before its first byte: within UPSTREAM_TIMEOUT_MS (5 s in tests), not within the model's 300 ms.
+    expect((await ask("test-late", "800 first")).status).toBe(200);
+    const strict = await ask("test-late-strict", "800 second");
+    expect(strict.status).toBe(503);
+    expect(((await strict.json()) as { error: { message: string } }).error.message).toMatch(/timeout/);
+    // 1500 ms of silence after a stream's first word: past UPSTREAM_IDLE_TIMEOUT_MS (1 s), within the model's 4 s.
+    const cut = await (await ask("test-late", "1500 third word", true)).text();
+    expect(cut).toContain("sent nothing for 1000 ms");
+    const whole = await (await ask("test-late-patient", "1500 fourth word", true)).text();
+    expect(whole).not.toContain("error");
+    expect(whole.trimEnd().endsWith("data: [DONE]")).toBe(true);
+    expect(whole).toContain("word");
+  });
+
   it("cancels the backend's answer when the client leaves while it is still being generated, and meters an estimate", async () => {
     const { key, tenant } = await newTenantKey();
     const before = (await upstreamState()).cancelled.length;

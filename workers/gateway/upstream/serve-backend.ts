@@ -48,6 +48,8 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     : { ...raw, model: entry.upstream_model ?? entry.id };
 
   const started = Date.now();
+  const timeoutMs = entry.upstream_timeout_ms ?? settings.upstreamTimeoutMs;
+  const idleMs = entry.upstream_idle_timeout_ms ?? settings.upstreamIdleTimeoutMs;
   const targets = await chooseTargets(c, entry, call.prompt, auth.tenantId);
   const waitUntil = (p: Promise<unknown>) => c.executionCtx.waitUntil(p);
   const takeOut = (t: Forwarded["target"]) => {
@@ -90,8 +92,9 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     ...(c.env.POD_SHARED_SECRET ? { podSecret: c.env.POD_SHARED_SECRET } : {}),
     ...(entry.upstream_api_key ? { upstreamApiKey: entry.upstream_api_key } : {}),
     signal: c.req.raw.signal,
-    timeoutMs: settings.upstreamTimeoutMs,
-    deadlineMs: settings.upstreamDeadlineMs,
+    timeoutMs,
+    // A model allowed a longer first byte is allowed it for one attempt at least.
+    deadlineMs: Math.max(settings.upstreamDeadlineMs, timeoutMs),
     onFailure: takeOut,
     onSuccess: (t: Forwarded["target"]) => t.podId && reportSuccess(t.podId),
   };
@@ -113,7 +116,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     };
     if (stream || !response.ok) break;
     try {
-      body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, settings.upstreamIdleTimeoutMs, c.req.raw.signal);
+      body = await readUpTo(response.body, settings.maxBufferedAnswerBytes, idleMs, c.req.raw.signal);
       break;
     } catch (e) {
       // The client left: its books were closed as it did.
@@ -157,7 +160,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
       }),
     );
     const tap = openAiStreamTap({ clientWantsUsage, ...(publicModel ? { publicModel } : {}), onChunk: (ch) => assembler.add(ch), onFinish: settle });
-    return new Response(rewriteSse(response.body, tap, c.req.raw.signal, settings.upstreamIdleTimeoutMs), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
+    return new Response(rewriteSse(response.body, tap, c.req.raw.signal, idleMs), { status: 200, headers: { ...SSE_HEADERS, ...headers } });
   }
 
   if (!body) {
@@ -171,7 +174,7 @@ export async function serveFromBackend(c: Context<AppEnv>, call: BackendCall): P
     call.onAnswer(null);
     let settle!: (o: StreamOutcome) => void;
     const outcome = new Promise<StreamOutcome>((r) => (settle = r));
-    const passed = passThroughAnswer(body.head, body.reader, { ...(publicModel ? { publicModel } : {}), signal: c.req.raw.signal, idleMs: settings.upstreamIdleTimeoutMs, onFinish: settle });
+    const passed = passThroughAnswer(body.head, body.reader, { ...(publicModel ? { publicModel } : {}), signal: c.req.raw.signal, idleMs, onFinish: settle });
     if (!passed) throw errors.upstreamError(`The backend for model '${entry.id}' answered with malformed JSON.`);
     waitUntil(
       outcome.then((o) => {
