@@ -1,5 +1,5 @@
 import { serve } from "@hono/node-server";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { AddressInfo } from "node:net";
 
 /**
@@ -26,7 +26,7 @@ import type { AddressInfo } from "node:net";
  *                 one space and then nothing (streamed: one chunk, a keepalive comment, then nothing), and
  *                 "hold" a space every 200 ms until its client (the gateway) goes away
  * Under /denied/v1/… every request gets a 401 (a wrong upstream key), under /elsewhere/v1/… a 404 (a model this
- * upstream does not serve).
+ * upstream does not serve); both answer GET …/health.
  * In-flight requests are counted per x-tenant-id (GET /_inflight?tenant=…): current and the maximum seen.
  *
  * It is also a webhook receiver: POST /_hooks/<name> answers by name — `ok-…` 200, `flaky<N>-…` 503 with
@@ -160,14 +160,25 @@ export async function startScriptedUpstream(port = 0): Promise<ScriptedUpstream>
   });
   app.get("/_state", (c) => c.json({ requests, cancelled, followed }));
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/:prefix{denied|elsewhere}/health", (c) => c.json({ status: "ok" }));
 
-  app.post("/denied/v1/*", (c) => c.json({ error: { message: "Incorrect API key provided: sk-up***et.", type: "invalid_request_error", param: null, code: "invalid_api_key" } }, 401));
-  app.post("/elsewhere/v1/*", (c) => c.json({ error: { message: "The model does not exist.", type: "invalid_request_error", param: "model", code: "model_not_found" } }, 404));
-  app.post("/v1/:kind{chat/completions|completions}", async (c) => {
+  /** Records a generation request (GET /_state lists them) and returns it. */
+  const record = async (c: Context): Promise<RecordedRequest> => {
     const raw = await c.req.text();
-    const body = JSON.parse(raw) as Record<string, unknown>;
-    const headers = Object.fromEntries(c.req.raw.headers.entries());
-    requests.push({ path: c.req.path, headers, body, raw });
+    const r = { path: c.req.path, headers: Object.fromEntries(c.req.raw.headers.entries()), body: JSON.parse(raw) as Record<string, unknown>, raw };
+    requests.push(r);
+    return r;
+  };
+  app.post("/denied/v1/*", async (c) => {
+    await record(c);
+    return c.json({ error: { message: "Incorrect API key provided: sk-up***et.", type: "invalid_request_error", param: null, code: "invalid_api_key" } }, 401);
+  });
+  app.post("/elsewhere/v1/*", async (c) => {
+    await record(c);
+    return c.json({ error: { message: "The model does not exist.", type: "invalid_request_error", param: "model", code: "model_not_found" } }, 404);
+  });
+  app.post("/v1/:kind{chat/completions|completions}", async (c) => {
+    const { body, headers } = await record(c);
     const model = String(body.model);
     const chat = c.req.path.endsWith("chat/completions");
     const id = `cmpl-${requests.length}`;

@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { verifyEdgeRequest } from "../../src/auth/edge-signature.js";
+import { eventually } from "../support/eventually.js";
 import { adminCall, authed, gw, newTenantKey } from "./helpers.js";
 
 const DEAD = "http://127.0.0.1:9";
@@ -88,6 +89,25 @@ describe("routing through the registry", () => {
     const health = await adminCall<{ pods: { id: string; healthy: boolean; breaker: string }[] }>("GET", `/regions/${r}/health`);
     expect(health.json.pods.find((p) => p.id === `dead-${r}`)).toMatchObject({ healthy: false, breaker: "open" });
     expect(health.json.pods.find((p) => p.id === `live-${r}`)).toMatchObject({ healthy: true });
+  });
+
+  it("a pod refusing the edge is taken out; a pod without the model is only passed over", async () => {
+    const r = `r-${uid()}`;
+    await region(r);
+    const pods = { denied: `${env.UPSTREAM_URL}/denied`, lacking: `${env.UPSTREAM_URL}/elsewhere`, live: env.UPSTREAM_URL };
+    for (const [name, url] of Object.entries(pods)) await adminCall("PUT", `/pods/${name}-${r}`, { region: r, url, models: ["test-registry"] });
+    const { key } = await newTenantKey();
+    // Requests until both failing pods have been tried before the live one (rendezvous order varies by prompt).
+    const tried = async () => new Set((await upstreamRequests()).filter((q) => q.raw.includes(r)).map((q) => q.path.split("/")[1]));
+    for (let i = 0; i < 64 && !((await tried()).has("denied") && (await tried()).has("elsewhere")); i++) {
+      const res = await gw("/v1/chat/completions", authed(key, { model: "test-registry", messages: [{ role: "user", content: `refusals ${i} ${r}` }] }, { "x-region": r }));
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-backend-pod")).toBe(`live-${r}`);
+    }
+    expect(await tried()).toEqual(new Set(["denied", "elsewhere", "v1"]));
+    const breakers = async () =>
+      Object.fromEntries((await adminCall<{ pods: { id: string; breaker: string }[] }>("GET", `/regions/${r}/health`)).json.pods.map((p) => [p.id.replace(`-${r}`, ""), p.breaker]));
+    expect(await eventually(5_000, breakers, (b) => b.denied === "open")).toMatchObject({ denied: "open", lacking: "closed", live: "closed" });
   });
 
   it("answers 503 when no backend serves a listed model", async () => {

@@ -110,7 +110,8 @@ export async function forward(spec: ForwardSpec): Promise<Forwarded> {
         if (refused) console.error(JSON.stringify({ msg: "backend refused the gateway", upstream, status: response.status, said: await firstWords(response) }));
         else await response.body?.cancel().catch(() => {});
         failures.push({ upstream, kind: "status", detail: `HTTP ${response.status}${why}` });
-        spec.onFailure(target);
+        // A backend without this model still serves its others: it is passed over, not taken out.
+        if (response.status !== 404) spec.onFailure(target);
         continue;
       }
       spec.onSuccess(target);
