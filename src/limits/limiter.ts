@@ -118,6 +118,22 @@ export class TenantLimiter {
     return true;
   }
 
+  /**
+   * A request still running keeps its concurrency slot: its unexpired leases now end `leaseMs` after `now`.
+   * False when it holds none any more (settled, or its lease ran out, so its slot may be someone else's now).
+   */
+  renew(requestId: string, now: number, leaseMs: number): boolean {
+    let held = false;
+    for (const k of this.admitted.get(requestId) ?? []) {
+      const s = this.scopes.get(k);
+      const exp = s?.leases.get(requestId);
+      if (s === undefined || exp === undefined || exp <= now) continue;
+      s.leases.set(requestId, Math.max(exp, now + leaseMs));
+      held = true;
+    }
+    return held;
+  }
+
   /** Current state for headers (after pruning). */
   state(scopes: ScopeLimits[], now: number): LimitState {
     const out: LimitState = {};
@@ -149,8 +165,9 @@ export class TenantLimiter {
     const keys = this.admitted.get(requestId) ?? [];
     return keys.flatMap((k) => {
       const s = this.scopes.get(k);
+      // A renewed lease outlives its token event's window: the record then keeps only the lease.
       const e = s?.tokens.find((x) => x.id === requestId);
-      return s && e ? [{ scope: k, id: requestId, at: e.at, tokens: e.tokens, leaseUntil: s.leases.get(requestId) ?? null, open: true }] : [];
+      return s ? [{ scope: k, id: requestId, at: e?.at ?? 0, tokens: e?.tokens ?? 0, leaseUntil: s.leases.get(requestId) ?? null, open: true }] : [];
     });
   }
 

@@ -66,6 +66,23 @@ describe("TenantLimiter", () => {
     expect(l.admit({ requestId: "d", tokens: 1, now: 10_001, leaseMs: 10_000, scopes: s }).ok).toBe(true);
   });
 
+  it("a renewed lease keeps a long request's slot past its first term, and survives a restart from records", () => {
+    const l = new TenantLimiter();
+    const s = [key({ max_concurrent: 1 })];
+    const other = (id: string, now: number) => l.admit({ requestId: id, tokens: 1, now, leaseMs: 1_000, scopes: s });
+    expect(l.admit({ requestId: "long", tokens: 1, now: 0, leaseMs: 1_000, scopes: s }).ok).toBe(true);
+    for (let t = 500; t <= 120_000; t += 500) expect(l.renew("long", t, 1_000)).toBe(true); // past the token window too
+    expect(other("x", 120_900)).toMatchObject({ ok: false, kind: "concurrency" });
+    const restarted = TenantLimiter.fromRecords(l.records("long"));
+    expect(restarted.admit({ requestId: "y", tokens: 1, now: 120_900, leaseMs: 1_000, scopes: s })).toMatchObject({ ok: false, kind: "concurrency" });
+    // Not renewed, the lease runs out; a lease that ran out is not taken back, nor is a settled one renewed.
+    expect(other("z", 121_001).ok).toBe(true);
+    expect(l.renew("long", 121_002, 1_000)).toBe(false);
+    expect(l.settle("z", 1)).toBe(true);
+    expect(l.renew("z", 121_003, 1_000)).toBe(false);
+    expect(l.renew("unknown", 0, 1_000)).toBe(false);
+  });
+
   it("caps the sum over a tenant's keys by the tenant's limit, and changes nothing when refusing", () => {
     const l = new TenantLimiter();
     const t = tenant({ rpm: 10 });

@@ -1,7 +1,9 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { estimateReservation } from "../../src/limits/limits.js";
 import { eventually } from "../support/eventually.js";
+import worker from "../../workers/gateway/index.js";
 import { adminCall, authed, gw } from "./helpers.js";
 
 /** A tenant with the given limits and one key (with its own limits). */
@@ -107,6 +109,30 @@ describe("rate limits (one Durable Object per tenant)", () => {
     expect(seen.max).toBe(2);
     expect(seen.current).toBe(0);
     expect(refusals).toBeGreaterThan(0);
+  });
+
+  it("a generation longer than LIMIT_LEASE_MS keeps its concurrency slot (its lease is renewed while it runs)", async () => {
+    const { keys } = await limited(null, { max_concurrent: 1 });
+    const shortLeases = { ...env, LIMIT_LEASE_MS: "1000" };
+    const call = (model: string, content: string) => {
+      const ctx = createExecutionContext();
+      const req = new Request("https://gateway.test/v1/chat/completions", authed(keys[0]!, { model, messages: [{ role: "user", content }], stream: true }));
+      return { ctx, res: worker.fetch(req, shortLeases, ctx) };
+    };
+    // test-late-patient streams its first word, then is silent for 2.5 s: 2.5 lease terms.
+    const long = call("test-late-patient", "2500 long answer");
+    const body = (await long.res).text();
+    await new Promise((r) => setTimeout(r, 1_600)); // the first term is over
+    const during = call("test-echo", "during");
+    expect((await during.res).status).toBe(429);
+    const text = await body;
+    expect(text).toContain(`"content":" answer"`);
+    expect(text).not.toContain("error");
+    await waitOnExecutionContext(long.ctx);
+    const after = call("test-echo", "after");
+    expect((await after.res).status).toBe(200);
+    await (await after.res).text();
+    await Promise.all([waitOnExecutionContext(during.ctx), waitOnExecutionContext(after.ctx)]);
   });
 
   it("an aborted stream releases its lease and settles its tokens", async () => {

@@ -59,18 +59,32 @@ export async function admit(c: Context<AppEnv>, reservation: number): Promise<Li
   if (scopes.length === 0) return null;
   const stub = c.env.TENANT_LIMITER.get(c.env.TENANT_LIMITER.idFromName(auth.tenantId));
   const requestId = c.get("requestId");
+  const leaseMs = c.get("settings").limitLeaseMs;
+  // While the request runs its lease is renewed at half its length, so a generation longer than LIMIT_LEASE_MS
+  // keeps its concurrency slot; the lease only ever runs out for a request whose isolate is gone.
+  let renewal: ReturnType<typeof setInterval> | undefined;
   let settled: Promise<void> | null = null;
-  const settle = (tokens: number) =>
-    (settled ??= stub.settle(requestId, tokens).then(
+  const settle = (tokens: number) => {
+    clearInterval(renewal);
+    return (settled ??= stub.settle(requestId, tokens).then(
       () => {},
       (e: unknown) => console.error(JSON.stringify({ msg: "limit settlement failed", request_id: requestId, error: String(e) })),
     ));
-  const decision = stub.admit({ requestId, tokens: reservation, now: Date.now(), leaseMs: c.get("settings").limitLeaseMs, scopes });
+  };
+  const decision = stub.admit({ requestId, tokens: reservation, now: Date.now(), leaseMs, scopes });
   // A client that leaves during this call tears the handler down before it holds a ticket (workerd cancels the
   // await), and nothing else would release the lease before LIMIT_LEASE_MS: the background does it then.
   const signal = c.req.raw.signal;
   c.executionCtx.waitUntil(decision.then((d) => (d.ok && signal.aborted ? settle(0) : undefined), () => undefined));
   const d = await decision;
   if (!d.ok) throw refusal(d, auth.display);
+  if (!settled) {
+    renewal = setInterval(() => {
+      stub.renew(requestId, Date.now(), leaseMs).then(
+        (held) => held || clearInterval(renewal),
+        (e: unknown) => console.error(JSON.stringify({ msg: "lease renewal failed", request_id: requestId, error: String(e) })),
+      );
+    }, Math.max(1, Math.floor(leaseMs / 2)));
+  }
   return { headers: limitHeaders(d.state), settle };
 }

@@ -28,6 +28,13 @@ export class TenantLimiterObject extends DurableObject<Env> {
     return d;
   }
 
+  /** A running request's lease is extended (see TenantLimiter.renew); false once it holds none. */
+  async renew(requestId: string, now: number, leaseMs: number): Promise<boolean> {
+    if (!this.limiter.renew(requestId, now, leaseMs)) return false;
+    await this.write(this.limiter.records(requestId), now);
+    return true;
+  }
+
   async settle(requestId: string, tokens: number): Promise<boolean> {
     const scopes = this.limiter.scopesOf(requestId);
     if (!this.limiter.settle(requestId, tokens)) return false;
