@@ -1,4 +1,7 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import worker from "../../workers/gateway/index.js";
 import { adminCall, gw, newTenantKey } from "./helpers.js";
 
 describe("admin API", () => {
@@ -10,6 +13,20 @@ describe("admin API", () => {
     }
     const { key } = await newTenantKey();
     expect((await gw("/admin/tenants", { headers: { authorization: `Bearer ${key}` } })).status).toBe(401);
+  });
+
+  it("a deployed gateway keeps the admin API closed behind a token short enough to guess", async () => {
+    const call = async (environment: string, token: string) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(new Request("https://gateway.test/admin/tenants", { headers: { authorization: `Bearer ${token}` } }), { ...env, ENVIRONMENT: environment, GATEWAY_ADMIN_TOKEN: token }, ctx);
+      await waitOnExecutionContext(ctx);
+      return { status: res.status, code: res.ok ? null : ((await res.json()) as { error: { code: string } }).error.code };
+    };
+    const long = "x".repeat(32);
+    expect(await call("production", "short-token")).toEqual({ status: 401, code: "admin_disabled" });
+    expect(await call("staging", "short-token")).toEqual({ status: 401, code: "admin_disabled" });
+    expect(await call("production", long)).toEqual({ status: 200, code: null });
+    expect(await call("development", "short-token")).toEqual({ status: 200, code: null });
   });
 
   it("creates, reads, lists and renames tenants", async () => {
