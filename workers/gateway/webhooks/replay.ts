@@ -1,3 +1,4 @@
+import { toPage } from "../../../src/admin/pagination.js";
 import { newId } from "../../../src/ids.js";
 import type { ReplayRequest } from "../../../src/webhooks/schemas.js";
 import { rowsAfter, type Where } from "../admin/keyset.js";
@@ -31,8 +32,8 @@ export async function replayRange(env: Env, ep: EndpointWithSecrets, r: ReplayRe
   )
     .bind(...tenant.binds, r.from, r.to, ...cursor.binds, r.limit + 1)
     .all<{ id: string; e: string }>();
-  const rows = results.slice(0, r.limit);
-  const events = rows.map((row) => JSON.parse(row.e) as unknown);
+  const page = toPage(results, r.limit);
+  const events = page.data.map((row) => JSON.parse(row.e) as unknown);
   const ds = [];
   for (let i = 0; i < events.length; i += CHUNK) {
     const payload = JSON.stringify({ type: "usage.recorded", timestamp: new Date().toISOString(), data: { events: events.slice(i, i + CHUNK), replay: { from: r.from, to: r.to } } });
@@ -40,5 +41,5 @@ export async function replayRange(env: Env, ep: EndpointWithSecrets, r: ReplayRe
   }
   await insertDeliveries(env.DB, ds);
   await enqueueDeliveries(env.WEBHOOK_QUEUE, ds.map((d) => d.id));
-  return { deliveries: ds.length, events: events.length, has_more: results.length > r.limit, last_event_id: rows.at(-1)?.id ?? null };
+  return { deliveries: ds.length, events: events.length, has_more: page.has_more, last_event_id: page.last_id };
 }
