@@ -16,6 +16,8 @@ export class RegionMonitor extends DurableObject<Env> {
   private readonly breakers = new Map<string, Breaker>();
   private readonly health = new Map<string, PodHealth>();
   private probing: Promise<number> | null = null;
+  /** An alarm is known to be scheduled (so a look at the region need not read it from storage). */
+  private watching = false;
 
   private get intervalMs(): number {
     return Number(this.env.HEALTH_INTERVAL_MS || 2000);
@@ -42,8 +44,8 @@ export class RegionMonitor extends DurableObject<Env> {
     this.region ??= (await this.ctx.storage.get<string>("region")) ?? null;
     if (!this.region) return;
     // A region without backends (emptied, or deleted) is not watched: the next snapshot or report starts again.
-    if ((await this.probeAll()) === 0) return;
-    await this.ctx.storage.setAlarm(Date.now() + this.intervalMs);
+    this.watching = (await this.probeAll()) > 0;
+    if (this.watching) await this.ctx.storage.setAlarm(Date.now() + this.intervalMs);
   }
 
   private async adopt(region: string): Promise<void> {
@@ -51,7 +53,9 @@ export class RegionMonitor extends DurableObject<Env> {
       this.region = region;
       await this.ctx.storage.put("region", region);
     }
+    if (this.watching) return;
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + this.intervalMs);
+    this.watching = true;
   }
 
   /** One probe round over the region's backends; resolves with how many it has. */
