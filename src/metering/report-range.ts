@@ -10,10 +10,15 @@ export interface ReportRange {
   edges: [number, number][];
 }
 
+/** The whole range read from the events (for what the aggregates do not hold, such as keys). */
+export function eventsOnly(from: number, to: number): ReportRange {
+  return { hours: null, edges: from < to ? [[from, to]] : [] };
+}
+
 export function splitByHours(from: number, to: number): ReportRange {
   const start = Math.ceil(from / 3600) * 3600;
   const end = Math.floor(to / 3600) * 3600;
-  if (start >= end) return { hours: null, edges: from < to ? [[from, to]] : [] };
+  if (start >= end) return eventsOnly(from, to);
   const edges: [number, number][] = [];
   if (from < start) edges.push([from, start]);
   if (end < to) edges.push([end, to]);

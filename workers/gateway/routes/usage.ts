@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { validateBody } from "../../../src/openai/validate.js";
-import { splitByHours } from "../../../src/metering/report-range.js";
+import { eventsOnly, splitByHours } from "../../../src/metering/report-range.js";
 import { getTenant } from "../admin/store.js";
 import type { AppEnv } from "../env.js";
 
@@ -29,7 +29,7 @@ async function report(c: Context<AppEnv>, tenant: string): Promise<Response> {
   const to = q.to ?? Math.floor(Date.now() / 1000) + 1;
   const group = q.group_by ? GROUP[q.group_by] : { hourly: "NULL", events: "NULL" };
   // Whole hours from the aggregates (written with the events, in one transaction), the ends from the events.
-  const range = group.hourly === null ? { hours: null, edges: q.from < to ? [[q.from, to] as [number, number]] : [] } : splitByHours(q.from, to);
+  const range = group.hourly === null ? eventsOnly(q.from, to) : splitByHours(q.from, to);
   const parts: string[] = [];
   const binds: (string | number)[] = [];
   if (range.hours) {
