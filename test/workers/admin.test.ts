@@ -1,8 +1,6 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import worker from "../../workers/gateway/index.js";
-import { adminCall, gw, newTenantKey } from "./helpers.js";
+import { adminCall, gw, gwWithVars, newTenantKey } from "./helpers.js";
 
 describe("admin API", () => {
   it("requires the admin token", async () => {
@@ -17,8 +15,8 @@ describe("admin API", () => {
 
   it("a deployed gateway keeps the admin API closed behind a token short enough to guess", async () => {
     const call = async (environment: string, token: string) => {
-      const ctx = createExecutionContext();
-      const res = await worker.fetch(new Request("https://gateway.test/admin/tenants", { headers: { authorization: `Bearer ${token}` } }), { ...env, ENVIRONMENT: environment, GATEWAY_ADMIN_TOKEN: token }, ctx);
+      const { ctx, res: answer } = gwWithVars({ ENVIRONMENT: environment, GATEWAY_ADMIN_TOKEN: token }, "/admin/tenants", { headers: { authorization: `Bearer ${token}` } });
+      const res = await answer;
       await waitOnExecutionContext(ctx);
       return { status: res.status, code: res.ok ? null : ((await res.json()) as { error: { code: string } }).error.code };
     };

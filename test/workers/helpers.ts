@@ -1,4 +1,7 @@
-import { exports } from "cloudflare:workers";
+import { createExecutionContext } from "cloudflare:test";
+import { env, exports } from "cloudflare:workers";
+import gateway from "../../workers/gateway/index.js";
+import type { Env } from "../../workers/gateway/env.js";
 
 const worker = exports as unknown as { default: Fetcher };
 
@@ -7,6 +10,15 @@ export const ADMIN = "test-admin-token";
 /** A request to the gateway worker, in the same workerd as the test. */
 export function gw(path: string, init: RequestInit = {}): Promise<Response> {
   return worker.default.fetch(new Request(`https://gateway.test${path}`, init));
+}
+
+/**
+ * A request to the gateway under the test environment with some of its vars replaced (settings are read per
+ * environment). Wait on `ctx` (waitOnExecutionContext) for the request's background work.
+ */
+export function gwWithVars(vars: Partial<Env>, path: string, init: RequestInit = {}): { ctx: ExecutionContext; res: Promise<Response> } {
+  const ctx = createExecutionContext();
+  return { ctx, res: Promise.resolve(gateway.fetch(new Request(`https://gateway.test${path}`, init), { ...env, ...vars }, ctx)) };
 }
 
 export async function adminCall<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {

@@ -11,6 +11,8 @@ interface UpstreamState {
 }
 const upstreamState = async (): Promise<UpstreamState> => (await fetch(`${env.UPSTREAM_URL}/_state`)).json();
 
+const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
+
 const chat = (content: string, extra: Record<string, unknown> = {}) => ({
   model: "test-echo",
   messages: [{ role: "user", content }],
@@ -190,7 +192,7 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
     expect((await ask("test-late", "800 first")).status).toBe(200);
     const strict = await ask("test-late-strict", "800 second");
     expect(strict.status).toBe(503);
-    expect(((await strict.json()) as { error: { message: string } }).error.message).toMatch(/timeout/);
+    expect((await errorOf(strict)).message).toMatch(/timeout/);
     // 1500 ms of silence after a stream's first word: past UPSTREAM_IDLE_TIMEOUT_MS (1 s), within the model's 4 s.
     const cut = await (await ask("test-late", "1500 third word", true)).text();
     expect(cut).toContain("sent nothing for 1000 ms");
@@ -230,7 +232,6 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
 });
 
 describe("upstream failures", () => {
-  const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
 
   it("passes an upstream's OpenAI-shaped 4xx on", async () => {
     const { key } = await newTenantKey();

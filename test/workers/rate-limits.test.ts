@@ -1,10 +1,9 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { estimateReservation } from "../../src/limits/limits.js";
 import { eventually } from "../support/eventually.js";
-import worker from "../../workers/gateway/index.js";
-import { adminCall, authed, gw } from "./helpers.js";
+import { adminCall, authed, gw, gwWithVars } from "./helpers.js";
 
 /** A tenant with the given limits and one key (with its own limits). */
 async function limited(tenantLimits: Record<string, number> | null, keyLimits: Record<string, number> | null, keys = 1) {
@@ -113,12 +112,8 @@ describe("rate limits (one Durable Object per tenant)", () => {
 
   it("a generation longer than LIMIT_LEASE_MS keeps its concurrency slot (its lease is renewed while it runs)", async () => {
     const { keys } = await limited(null, { max_concurrent: 1 });
-    const shortLeases = { ...env, LIMIT_LEASE_MS: "1000" };
-    const call = (model: string, content: string) => {
-      const ctx = createExecutionContext();
-      const req = new Request("https://gateway.test/v1/chat/completions", authed(keys[0]!, { model, messages: [{ role: "user", content }], stream: true }));
-      return { ctx, res: worker.fetch(req, shortLeases, ctx) };
-    };
+    const call = (model: string, content: string) =>
+      gwWithVars({ LIMIT_LEASE_MS: "1000" }, "/v1/chat/completions", authed(keys[0]!, { model, messages: [{ role: "user", content }], stream: true }));
     // test-late-patient streams its first word, then is silent for 2.5 s: 2.5 lease terms.
     const long = call("test-late-patient", "2500 long answer");
     const body = (await long.res).text();
