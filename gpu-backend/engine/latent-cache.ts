@@ -8,6 +8,23 @@ export interface LatentCache {
   read(layer: number, count: number, out: Float32Array, offset: number): void;
   /** Stores `row` (exactly one row) as position `pos` of `layer`. */
   write(layer: number, pos: number, row: Float32Array): void;
+  /** Set when the rows live in blocks of a pool shared with other sequences: attention then gathers them itself. */
+  readonly paged?: PagedRows;
+}
+
+/**
+ * A sequence's rows as blocks of a shared pool: block `k` of layer `l` is rows `[k·blockSize, (k+1)·blockSize)`
+ * of `pools[l]` (`[blocks, blockSize, width]`). Rows past a sequence's length in its last block are zeros or
+ * its own earlier rows, never another sequence's (blocks are cleared when handed out).
+ */
+export interface PagedRows {
+  /** One array per layer, the same arrays for every sequence of the pool. */
+  readonly pools: readonly Float32Array[];
+  readonly blockSize: number;
+  /** The sequence's blocks in position order. */
+  readonly blocks: readonly number[];
+  /** A block that is always zeros, to pad a shorter sequence's table. */
+  readonly zeroBlock: number;
 }
 
 /** One growable array per layer: for the eval CLI, tests and single-sequence use. */

@@ -127,7 +127,7 @@ export class DeepSeekModel {
   }
 
   private queue: Promise<unknown> = Promise.resolve();
-  /** The attention input of the current group, reused across layers and steps (it is MBs per layer). */
+  /** Copied-out rows of the current group (see `attend`), reused across layers and steps (it is MBs per layer). */
   private pastScratch = new Float32Array(0);
 
   private pastBuffer(n: number): Float32Array {
@@ -186,6 +186,8 @@ export class DeepSeekModel {
     let x = new Float32Array(T * H);
     tokenIds.forEach((id, r) => x.set(this.embed.subarray(id * H, (id + 1) * H), r * H));
     const { cos, sin } = this.rope.fill(positions);
+    // A group's block tables are the same in every layer (the layers share block numbers).
+    const tables = groups.map((grp) => this.blockTable(grp.map((i) => seqs[i]!)));
 
     for (let l = 0; l < cfg.layers; l++) {
       const moe = isMoeLayer(cfg, l);
@@ -196,7 +198,7 @@ export class DeepSeekModel {
         const grp = groups[gi]!;
         const [r0, r1] = groupRows[gi]!;
         const group = grp.map((i) => seqs[i]!);
-        const out = await this.attend(l, group, x, cos, sin, r0, r1);
+        const out = await this.attend(l, group, tables[gi]!, x, cos, sin, r0, r1);
         const kv = out.kv!;
         for (const i of grp) {
           const s = seqs[i]!;
@@ -243,28 +245,56 @@ export class DeepSeekModel {
     };
   }
 
+  /**
+   * A group's block tables into the pool its rows live in, when every sequence's rows share one pool and the
+   * runtime reads inputs in place (onnxruntime-web copies each input into its heap: the whole pool, every
+   * layer). Null: `attend` copies the rows out instead.
+   */
+  private blockTable(group: SequenceStep[]): Feed | null {
+    const first = group[0]!.cache.paged;
+    if (this.runtime.backend !== "node" || !first || group.some((s) => s.cache.paged?.pools !== first.pools)) return null;
+    const bs = first.blockSize;
+    const nb = Math.ceil(Math.max(...group.map((s) => s.past)) / bs);
+    const table = new BigInt64Array(group.length * nb).fill(BigInt(first.zeroBlock));
+    group.forEach((s, b) => {
+      const blocks = s.cache.paged!.blocks;
+      for (let i = 0; i < Math.ceil(s.past / bs); i++) table[b * nb + i] = BigInt(blocks[i]!);
+    });
+    return { data: table, dims: [group.length, nb] };
+  }
+
   /** A group (B sequences × Tq new tokens, rows r0…r1) through layer `l`'s block. */
-  private attend(l: number, group: SequenceStep[], x: Float32Array, cos: Float32Array, sin: Float32Array, r0: number, r1: number): Promise<Record<string, Float32Array>> {
+  private attend(l: number, group: SequenceStep[], table: Feed | null, x: Float32Array, cos: Float32Array, sin: Float32Array, r0: number, r1: number): Promise<Record<string, Float32Array>> {
     const H = this.config.hidden;
     const D = this.cacheWidth;
     const half = this.config.ropeDim / 2;
     const B = group.length;
-    const P = Math.max(...group.map((s) => s.past));
-    const past = this.pastBuffer(B * P * D);
-    const pastLen = new Float32Array(B);
-    group.forEach((s, b) => {
-      s.cache.read(l, s.past, past, b * P * D);
-      // Padding is masked, but must not carry another sequence's rows (0 × Inf would still leak in).
-      past.fill(0, (b * P + s.past) * D, (b + 1) * P * D);
-      pastLen[b] = s.past;
-    });
+    let pool: Feed;
+    if (table) {
+      const paged = group[0]!.cache.paged!;
+      const rows = paged.pools[l]!;
+      pool = { data: rows, dims: [rows.length / (paged.blockSize * D), paged.blockSize * D] };
+    } else {
+      // Each sequence's rows copied out as one block of the longest length.
+      const P = Math.max(...group.map((s) => s.past));
+      const past = this.pastBuffer(B * P * D);
+      group.forEach((s, b) => {
+        s.cache.read(l, s.past, past, b * P * D);
+        // Padding is masked, but must not carry another sequence's rows (0 × Inf would still leak in).
+        past.fill(0, (b * P + s.past) * D, (b + 1) * P * D);
+      });
+      pool = { data: past, dims: [B, P * D] };
+      table = { data: BigInt64Array.from(group, (_, b) => BigInt(b)), dims: [B, 1] };
+    }
+    const pastLen = Float32Array.from(group, (s) => s.past);
     const block = this.blocks[l]!;
     const tq = (r1 - r0) / B;
     return (tq === 1 ? block.decode : tq < EXPANDED_ATTENTION_MIN_TOKENS ? block.chunk : block.longChunk).run({
       x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
       cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
-      past: { data: past, dims: [B, P, D] },
+      pool,
+      table,
       past_len: { data: pastLen, dims: [B] },
     });
   }

@@ -259,7 +259,7 @@ export class Scheduler {
     }
     seq.blocks.push(...hits);
     seq.blockHashes.push(...hashes);
-    for (let i = hits.length; i < needTotal; i++) seq.blocks.push(this.pool.allocate()!);
+    for (let i = hits.length; i < needTotal; i++) seq.blocks.push(this.takeBlock()!);
     seq.computed = hits.length * bs;
     if (!seq.admittedOnce) {
       seq.admittedOnce = true;
@@ -270,11 +270,18 @@ export class Scheduler {
     return true;
   }
 
+  /** A block for one sequence's own rows, cleared of its previous owner's (see `LatentStore.clear`); null when none is left. */
+  private takeBlock(): number | null {
+    const b = this.pool.allocate();
+    if (b !== null) this.store.clear(b);
+    return b;
+  }
+
   /** Makes sure `seq` has blocks for `positions` tokens, preempting the newest sequences if needed. */
   private ensureBlocks(seq: Sequence, positions: number): boolean {
     const bs = this.opts.blockSize;
     while (seq.blocks.length * bs < positions) {
-      const b = this.pool.allocate();
+      const b = this.takeBlock();
       if (b !== null) {
         seq.blocks.push(b);
         continue;

@@ -8,6 +8,7 @@ import type { ExpertPlan } from "../../gpu-backend/engine/expert-plan.js";
 import { LocalExperts } from "../../gpu-backend/engine/experts.js";
 import { buildExpertGraph } from "../../gpu-backend/engine/kernels/block-graph.js";
 import { ContiguousLatentCache } from "../../gpu-backend/engine/latent-cache.js";
+import { LatentStore, PagedLatentCache } from "../../gpu-backend/kv/paged-cache.js";
 import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
 import { Rng } from "../../gpu-backend/engine/rng.js";
 import { writeRandomCheckpoint } from "../../gpu-backend/tools/random-checkpoint.js";
@@ -56,8 +57,30 @@ function prompt(n: number, seed: number): number[] {
   return Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * 1000));
 }
 
-describe.each(["v3", "v2"])("%s: the latent cache reproduces full recomputation", (name) => {
-  const cacheFor = (m: DeepSeekModel) => new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8);
+/** Takes 4-position blocks of one pool per model in a scrambled order, cleared as the pod's scheduler clears them. */
+const pools = new Map<DeepSeekModel, { store: LatentStore; free: number[] }>();
+function pagedCache(m: DeepSeekModel, positions = 256): PagedLatentCache {
+  let p = pools.get(m);
+  if (!p) {
+    const store = new LatentStore(m.config.layers, 2048, 4, m.cacheWidth);
+    // Rows no sequence owns are garbage, so a wrong or missing table entry shows in the logits.
+    for (const rows of store.layers) rows.fill(1e3, 0, store.numBlocks * store.blockSize * store.width);
+    const rng = new Rng(5);
+    const free = Array.from({ length: store.numBlocks }, (_, b) => b).sort(() => rng.uniform() - 0.5);
+    pools.set(m, (p = { store, free }));
+  }
+  const blocks = p.free.splice(0, positions / 4);
+  for (const b of blocks) p.store.clear(b);
+  return new PagedLatentCache(p.store, blocks);
+}
+
+describe.each([
+  ["v3", "contiguous"],
+  ["v3", "paged"],
+  ["v2", "contiguous"],
+  ["v2", "paged"],
+])("%s, %s rows: the latent cache reproduces full recomputation", (name, kind) => {
+  const cacheFor = (m: DeepSeekModel) => (kind === "paged" ? pagedCache(m) : new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8));
 
   it("prefill logits at every position equal token-by-token decoding", async () => {
     const m = models[name]!;

@@ -196,3 +196,17 @@ describe("the admission queue's bound", () => {
     expect(scheduler.waiting).toBe(0);
   });
 });
+
+describe("a KV block handed to a new sequence", () => {
+  // Attention reads a sequence's last block whole (rows past its length are masked), so whatever an earlier
+  // owner left there must be gone: a NaN survives masking (0 × NaN) and would reach the new owner's logits.
+  it("carries nothing of its earlier owner", async () => {
+    const text = async (p: ReturnType<typeof pod>) =>
+      ((await (await p.app.fetch(request({ prompt: "Once upon a time", max_tokens: 24 }))).json()) as { choices: { text: string }[] }).choices[0]!.text;
+    const expected = await text(pod({ maxWaiting: 8, run: true }));
+    const dirty = pod({ maxWaiting: 8, run: true });
+    const { store } = dirty.scheduler;
+    for (const rows of store.layers) rows.fill(NaN, 0, store.numBlocks * store.blockSize * store.width);
+    expect(await text(dirty)).toBe(expected);
+  });
+});

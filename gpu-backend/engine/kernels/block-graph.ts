@@ -11,8 +11,12 @@ import { gateUpProjection, linear, rmsNorm, ropeInterleaved, swiglu, swigluActiv
  * Inputs (a group of B sequences, each bringing Tq new tokens; T = B·Tq):
  *   x        [T, H]        residual stream entering the layer
  *   cos,sin  [T, R/2]      rotary angles of each new token's position
- *   past     [B, P, D]     each sequence's cached latents (D = kv_lora + R), padded to the longest
- *   past_len [B]           how many rows of `past` are real for each sequence
+ *   pool     [N, S·D]      this layer's cached latents (D = kv_lora + R) in blocks of S rows
+ *   table    [B, nb]       each sequence's blocks in position order, padded with a zero block to the longest
+ *   past_len [B]           how many of its table's rows (P = nb·S) are real for each sequence
+ * The graph gathers `past [B, P, D]` from the pool itself: copying the rows is the one pass over the cache that
+ * attention cannot avoid, and onnxruntime's Gather makes it on the pool's threads instead of JavaScript's one
+ * (bench model, 32 sequences decoding at 2k positions: 226 → 170 ms a step; no change at 100 positions).
  * Outputs:
  *   kv       [T, D]        the new tokens' cache rows: normalised latent ‖ rotated shared rope key
  *   dense layer:  out [T, H]  the residual stream leaving the layer
@@ -37,8 +41,10 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const x = g.input("x", ["T", H]);
   const cos = g.input("cos", ["T", R / 2]);
   const sin = g.input("sin", ["T", R / 2]);
-  const past = g.input("past", ["B", "P", D]);
+  const pool = g.input("pool", ["N", "SD"]);
+  const table = g.input("table", ["B", "nb"], "int64");
   const pastLen = g.input("past_len", ["B"]);
+  const past = g.op("Reshape", [g.op("Gather", [pool, table], { axis: A.i(0) }), g.i64([0, -1, D])]); // [B, P, D]
 
   // Group geometry from the inputs: B sequences × Tq tokens.
   const shapeOf = (t: string, i: number) => g.op("Gather", [g.op("Shape", [t]), g.i64([i])], { axis: A.i(0) });
