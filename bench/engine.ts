@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { ContiguousLatentCache } from "../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../gpu-backend/engine/model.js";
+import { LatentStore, PagedLatentCache } from "../gpu-backend/kv/paged-cache.js";
 import { parameterCounts } from "../gpu-backend/engine/tensor-names.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
 import { readFileSync } from "node:fs";
@@ -9,9 +10,11 @@ import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
 import { measureReadBandwidth } from "./memory-bandwidth.js";
 
 /**
- * `npm run -s bench:engine -- --json [--backends node,web] [--prefill 512] [--decode 128]`
+ * `npm run -s bench:engine -- --json [--backends node,web] [--prefill 512] [--decode 128] [--long-context 2000] [--long-batch 32]`
  * Prefill tokens/s, batch-1 decode tokens/s and the batch-1 decode roofline (active bytes per token ÷ the
- * read bandwidth measured here) for each onnxruntime backend, on the benchmark model.
+ * read bandwidth measured here) for each onnxruntime backend, on the benchmark model. Then, as the pod runs it:
+ * `--long-batch` sequences decoding together after a `--long-context`-token prompt they share through the
+ * paged KV pool (one system prompt, many conversations); 0 skips it.
  */
 const { values } = parseArgs({
   options: {
@@ -20,12 +23,16 @@ const { values } = parseArgs({
     prefill: { type: "string", default: "512" },
     decode: { type: "string", default: "128" },
     threads: { type: "string", default: "2" },
+    "long-context": { type: "string", default: "2000" },
+    "long-batch": { type: "string", default: "32" },
   },
 });
 
 const threads = Number(values.threads);
 const prefillLen = Number(values.prefill);
 const decodeLen = Number(values.decode);
+const longContext = Number(values["long-context"]);
+const longBatch = Number(values["long-batch"]);
 const cfg = parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
 const counts = parameterCounts(cfg);
 const dir = ensureBenchModel();
@@ -54,13 +61,45 @@ async function measure(backend: "node" | "web") {
   t = performance.now();
   for (let k = 0; k < decodeLen; k++) await model.forward([{ tokens: [prompt[k % prefillLen]!], past: 68 + k, cache, logits: "last" }]);
   const decodeTps = decodeLen / ((performance.now() - t) / 1000);
+  const long = longBatch > 0 ? await longContextDecode(model) : null;
   await model.close();
   return {
     load_seconds: +loadSeconds.toFixed(1),
     prefill_tokens_per_s: +prefillTps.toFixed(1),
     decode_tokens_per_s_batch1: +decodeTps.toFixed(1),
     decode_fraction_of_roofline: +(decodeTps / roofline).toFixed(3),
+    ...(long ? { long_context_decode: long } : {}),
   };
+}
+
+/** `longBatch` sequences decoding at once, each behind the same `longContext` cached positions (shared blocks). */
+async function longContextDecode(model: DeepSeekModel) {
+  const bs = 16;
+  const steps = 16;
+  const shared = Math.ceil(longContext / bs);
+  const own = Math.ceil((steps + 4) / bs) + 1;
+  const store = new LatentStore(cfg.layers, shared + longBatch * own, bs, model.cacheWidth);
+  const prefix = Array.from({ length: longContext }, () => 3 + Math.floor(rng.uniform() * (cfg.vocabSize - 3)));
+  const prefixBlocks = Array.from({ length: shared }, (_, b) => b);
+  const first = new PagedLatentCache(store, prefixBlocks);
+  for (let at = 0; at < longContext; at += 256) await model.forward([{ tokens: prefix.slice(at, at + 256), past: at, cache: first, logits: "none" }]);
+  // Full blocks of the prefix are shared; a partial last one is copied into each sequence's own first block.
+  const full = Math.floor(longContext / bs);
+  const seqs = Array.from({ length: longBatch }, (_, i) => {
+    const mine = Array.from({ length: own }, (_, k) => shared + i * own + k);
+    for (const b of mine) store.clear(b);
+    if (full < shared) for (const rows of store.layers) rows.copyWithin(mine[0]! * bs * store.width, full * bs * store.width, shared * bs * store.width);
+    return { cache: new PagedLatentCache(store, [...prefixBlocks.slice(0, full), ...mine]), past: longContext };
+  });
+  const times: number[] = [];
+  for (let k = 0; k < steps + 4; k++) {
+    const t = performance.now();
+    await model.forward(seqs.map((s) => ({ tokens: [3 + Math.floor(rng.uniform() * (cfg.vocabSize - 3))], past: s.past, cache: s.cache, logits: "last" as const })));
+    if (k >= 4) times.push(performance.now() - t);
+    for (const s of seqs) s.past++;
+  }
+  const stepMs = times.sort((a, b) => a - b)[times.length >> 1]!;
+  return { sequences: longBatch, cached_positions: longContext, step_ms_p50: +stepMs.toFixed(1), tokens_per_s: +((longBatch * 1000) / stepMs).toFixed(1) };
 }
 
 const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
@@ -79,6 +118,7 @@ const report = {
   threads,
   prefill_tokens: prefillLen,
   decode_tokens: decodeLen,
+  ...(longBatch > 0 ? { long_context: { sequences: longBatch, cached_positions: longContext } } : {}),
   read_bandwidth_gb_per_s: +bandwidth.toFixed(1),
   active_bytes_per_token: Math.round(activeBytes),
   roofline_decode_tokens_per_s_batch1: +roofline.toFixed(1),
