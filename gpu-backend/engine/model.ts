@@ -16,6 +16,16 @@ import { RopeTable } from "./rope.js";
  */
 const EXPANDED_ATTENTION_MIN_TOKENS = 128;
 
+/** Where a group's cached rows are in the paged pool (see `DeepSeekModel.blockTables`). */
+interface BlockTables {
+  /** `[B, nb]`: each sequence's blocks after the shared ones. */
+  table: Feed;
+  /** `[ns]`: leading blocks every sequence of the group has. */
+  shared: Feed;
+  /** Positions the shared blocks hold (ns × block size). */
+  sharedRows: number;
+}
+
 interface LayerBlocks {
   decode: KernelSession;
   chunk: KernelSession;
@@ -187,7 +197,7 @@ export class DeepSeekModel {
     tokenIds.forEach((id, r) => x.set(this.embed.subarray(id * H, (id + 1) * H), r * H));
     const { cos, sin } = this.rope.fill(positions);
     // A group's block tables are the same in every layer (the layers share block numbers).
-    const tables = groups.map((grp) => this.blockTable(grp.map((i) => seqs[i]!)));
+    const tables = groups.map((grp) => this.blockTables(grp.map((i) => seqs[i]!), seqs[grp[0]!]!.tokens.length));
 
     for (let l = 0; l < cfg.layers; l++) {
       const moe = isMoeLayer(cfg, l);
@@ -248,32 +258,43 @@ export class DeepSeekModel {
   /**
    * A group's block tables into the pool its rows live in, when every sequence's rows share one pool and the
    * runtime reads inputs in place (onnxruntime-web copies each input into its heap: the whole pool, every
-   * layer). Null: `attend` copies the rows out instead.
+   * layer). Null: `attend` copies the rows out instead. Leading blocks that every sequence has wholly in its past
+   * are `shared` (attended once for the group, see `buildBlockGraph`); `table` holds each sequence's rest.
    */
-  private blockTable(group: SequenceStep[]): Feed | null {
+  private blockTables(group: SequenceStep[], tq: number): BlockTables | null {
     const first = group[0]!.cache.paged;
     if (this.runtime.backend !== "node" || !first || group.some((s) => s.cache.paged?.pools !== first.pools)) return null;
     const bs = first.blockSize;
-    const nb = Math.ceil(Math.max(...group.map((s) => s.past)) / bs);
+    let ns = 0;
+    if (group.length > 1 && tq < EXPANDED_ATTENTION_MIN_TOKENS) {
+      const whole = Math.min(...group.map((s) => Math.floor(s.past / bs)));
+      while (ns < whole && group.every((s) => s.cache.paged!.blocks[ns] === first.blocks[ns])) ns++;
+    }
+    const nb = Math.ceil(Math.max(...group.map((s) => s.past)) / bs) - ns;
     const table = new BigInt64Array(group.length * nb).fill(BigInt(first.zeroBlock));
     group.forEach((s, b) => {
       const blocks = s.cache.paged!.blocks;
-      for (let i = 0; i < Math.ceil(s.past / bs); i++) table[b * nb + i] = BigInt(blocks[i]!);
+      for (let i = ns; i < Math.ceil(s.past / bs); i++) table[b * nb + i - ns] = BigInt(blocks[i]!);
     });
-    return { data: table, dims: [group.length, nb] };
+    return {
+      table: { data: table, dims: [group.length, nb] },
+      shared: { data: BigInt64Array.from(first.blocks.slice(0, ns), BigInt), dims: [ns] },
+      sharedRows: ns * bs,
+    };
   }
 
   /** A group (B sequences × Tq new tokens, rows r0…r1) through layer `l`'s block. */
-  private attend(l: number, group: SequenceStep[], table: Feed | null, x: Float32Array, cos: Float32Array, sin: Float32Array, r0: number, r1: number): Promise<Record<string, Float32Array>> {
+  private attend(l: number, group: SequenceStep[], tables: BlockTables | null, x: Float32Array, cos: Float32Array, sin: Float32Array, r0: number, r1: number): Promise<Record<string, Float32Array>> {
     const H = this.config.hidden;
     const D = this.cacheWidth;
     const half = this.config.ropeDim / 2;
     const B = group.length;
     let pool: Feed;
-    if (table) {
+    let rows = tables;
+    if (rows) {
       const paged = group[0]!.cache.paged!;
-      const rows = paged.pools[l]!;
-      pool = { data: rows, dims: [rows.length / (paged.blockSize * D), paged.blockSize * D] };
+      const layer = paged.pools[l]!;
+      pool = { data: layer, dims: [layer.length / (paged.blockSize * D), paged.blockSize * D] };
     } else {
       // Each sequence's rows copied out as one block of the longest length.
       const P = Math.max(...group.map((s) => s.past));
@@ -284,18 +305,20 @@ export class DeepSeekModel {
         past.fill(0, (b * P + s.past) * D, (b + 1) * P * D);
       });
       pool = { data: past, dims: [B, P * D] };
-      table = { data: BigInt64Array.from(group, (_, b) => BigInt(b)), dims: [B, 1] };
+      rows = { table: { data: BigInt64Array.from(group, (_, b) => BigInt(b)), dims: [B, 1] }, shared: { data: new BigInt64Array(0), dims: [0] }, sharedRows: 0 };
     }
-    const pastLen = Float32Array.from(group, (s) => s.past);
+    const pastLen = Float32Array.from(group, (s) => s.past - rows.sharedRows);
     const block = this.blocks[l]!;
     const tq = (r1 - r0) / B;
-    return (tq === 1 ? block.decode : tq < EXPANDED_ATTENTION_MIN_TOKENS ? block.chunk : block.longChunk).run({
+    const absorbed = tq < EXPANDED_ATTENTION_MIN_TOKENS;
+    return (tq === 1 ? block.decode : absorbed ? block.chunk : block.longChunk).run({
       x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
       cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       pool,
-      table,
+      table: rows.table,
       past_len: { data: pastLen, dims: [B] },
+      ...(absorbed ? { shared_table: rows.shared } : {}),
     });
   }
 

@@ -59,7 +59,7 @@ function prompt(n: number, seed: number): number[] {
 
 /** Takes 4-position blocks of one pool per model in a scrambled order, cleared as the pod's scheduler clears them. */
 const pools = new Map<DeepSeekModel, { store: LatentStore; free: number[] }>();
-function pagedCache(m: DeepSeekModel, positions = 256): PagedLatentCache {
+function pagedCache(m: DeepSeekModel, positions = 256, lead: readonly number[] = []): PagedLatentCache {
   let p = pools.get(m);
   if (!p) {
     const store = new LatentStore(m.config.layers, 2048, 4, m.cacheWidth);
@@ -71,7 +71,7 @@ function pagedCache(m: DeepSeekModel, positions = 256): PagedLatentCache {
   }
   const blocks = p.free.splice(0, positions / 4);
   for (const b of blocks) p.store.clear(b);
-  return new PagedLatentCache(p.store, blocks);
+  return new PagedLatentCache(p.store, [...lead, ...blocks]);
 }
 
 describe.each([
@@ -151,6 +151,24 @@ describe.each([
     await m.forward(seqs.flatMap((ids, i) => (ids.length > 8 ? [{ tokens: ids.slice(0, -8), past: 0, cache: caches[i]!, logits: "none" as const }] : [])));
     const together = await m.forward(seqs.map((ids, i) => ({ tokens: ids.slice(-8), past: ids.length - 8, cache: caches[i]!, logits: "all" as const })));
     seqs.forEach((ids, i) => expect(maxDiff(together.logits[i]!, alone[i]!.subarray((ids.length - 8) * V))).toBeLessThan(1e-4));
+  });
+});
+
+describe.each(["v3", "v2"])("%s, paged rows: a cached prefix shared by a group", (name) => {
+  it("is attended once for all its sequences, with each one's logits as when it runs alone", async () => {
+    const m = models[name]!;
+    const prefix = prompt(24, 31); // 6 whole blocks
+    const own = [prompt(5, 32), prompt(5, 33), prompt(5, 34)];
+    const alone = await Promise.all(own.map(async (o) => (await m.forward([{ tokens: [...prefix, ...o], past: 0, cache: pagedCache(m), logits: "last" }])).logits[0]!));
+    const first = pagedCache(m);
+    await m.forward([{ tokens: prefix, past: 0, cache: first, logits: "none" }]);
+    // Each sequence reads the prefix's blocks and writes its own after them (what a prefix-cache hit gives).
+    const caches = own.map(() => pagedCache(m, 64, first.blocks.slice(0, 6)));
+    // A chunk of 2 (shared blocks, nothing of its own yet), then single-token decode steps (own rows after them).
+    await m.forward(own.map((o, i) => ({ tokens: o.slice(0, 2), past: 24, cache: caches[i]!, logits: "none" as const })));
+    let last: (Float32Array | null)[] = [];
+    for (let k = 2; k < 5; k++) last = (await m.forward(own.map((o, i) => ({ tokens: [o[k]!], past: 24 + k, cache: caches[i]!, logits: "last" as const })))).logits;
+    own.forEach((_, i) => expect(maxDiff(last[i]!, alone[i]!)).toBeLessThan(1e-4));
   });
 });
 

@@ -130,13 +130,30 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     // Past and new keys are multiplied separately and only the small score and output tensors joined: joining
     // the keys would copy every cached latent of the group once per layer (MBs at 32 sequences).
     const againstKeys = (k: string) => g.op("MatMul", [qRows, g.op("Transpose", [k], { perm: A.ints([0, 2, 1]) })]);
-    const scores = g.op("Concat", [againstKeys(past), againstKeys(kvNew3)], { axis: A.i(-1) }); // [B, nh·Tq, P+Tq]
-    const probs4 = attend(g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]));
-    const probs = g.op("Reshape", [probs4, g.op("Concat", [B, g.i64([-1]), g.op("Add", [P, Tq])], { axis: A.i(0) })]);
-    const pastProbs = g.op("Slice", [probs, g.i64([0]), P, g.i64([2])]);
-    const newProbs = g.op("Slice", [probs, P, g.i64([2 ** 62]), g.i64([2])]);
+    // Blocks that every sequence of the group has at the start of its past (a cached prompt prefix they share:
+    // one system prompt, n choices) come as `shared_table [ns]`, and `table`/`past_len` hold only what follows.
+    // The shared rows are gathered once and attended by all the group's queries in one GEMM of B·nh·Tq rows,
+    // instead of B GEMMs of nh·Tq rows over B copies (8 rows a GEMM run far below the CPU's GEMM speed).
+    const sharedTable = g.input("shared_table", ["ns"], "int64");
+    const shared = g.op("Reshape", [g.op("Gather", [pool, sharedTable], { axis: A.i(0) }), g.i64([-1, D])]); // [Ps, D]
+    const Ps = shapeOf(shared, 0);
+    const queries = g.op("Reshape", [qRows, g.i64([-1, D])]); // [B·nh·Tq, D]
+    const rowsEach = g.op("Mul", [Tq, g.i64([nh])]);
+    // `allowzero`: with no shared blocks, Ps is a real 0 (not "keep this dimension").
+    const reshape = (t: string, dims: string[]) => g.op("Reshape", [t, g.op("Concat", dims, { axis: A.i(0) })], { allowzero: A.i(1) });
+    const sharedScores = reshape(g.op("MatMul", [queries, g.op("Transpose", [shared])]), [B, rowsEach, Ps]);
+    const scores = g.op("Concat", [sharedScores, againstKeys(past), againstKeys(kvNew3)], { axis: A.i(-1) }); // [B, nh·Tq, Ps+P+Tq]
+    const everySharedRow = g.op("Expand", [g.f32(0), g.op("Concat", [B, g.i64([1]), Tq, Ps], { axis: A.i(0) })]);
+    const bias = g.op("Concat", [everySharedRow, maskBias], { axis: A.i(-1) });
+    const probs4 = g.op("Softmax", [g.op("Add", [g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]), bias])], { axis: A.i(-1) });
+    const sharedEnd = g.op("Add", [Ps, P]);
+    const probs = g.op("Reshape", [probs4, g.op("Concat", [B, rowsEach, g.op("Add", [sharedEnd, Tq])], { axis: A.i(0) })]);
+    const sharedProbs = reshape(g.op("Slice", [probs, g.i64([0]), Ps, g.i64([2])]), [shapeOf(queries, 0), Ps]);
+    const pastProbs = g.op("Slice", [probs, Ps, sharedEnd, g.i64([2])]);
+    const newProbs = g.op("Slice", [probs, sharedEnd, g.i64([2 ** 62]), g.i64([2])]);
+    const sharedOut = reshape(g.op("MatMul", [sharedProbs, shared]), [B, rowsEach, g.i64([D])]);
     // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
-    const attended = g.op("Add", [g.op("MatMul", [pastProbs, past]), g.op("MatMul", [newProbs, kvNew3])]); // [B, nh·Tq, D]
+    const attended = g.op("Add", [sharedOut, g.op("Add", [g.op("MatMul", [pastProbs, past]), g.op("MatMul", [newProbs, kvNew3])])]); // [B, nh·Tq, D]
     const oRows = g.op("Slice", [attended, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
     const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
     const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
