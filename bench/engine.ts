@@ -10,11 +10,11 @@ import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
 import { measureReadBandwidth } from "./memory-bandwidth.js";
 
 /**
- * `npm run -s bench:engine -- --json [--backends node,web] [--prefill 512] [--decode 128] [--long-context 2000] [--long-batch 32]`
+ * `npm run -s bench:engine -- --json [--backends node,web] [--prefill 512] [--decode 128] [--long-context 2000] [--long-batch 32] [--long-prompts 1]`
  * Prefill tokens/s, batch-1 decode tokens/s and the batch-1 decode roofline (active bytes per token ÷ the
  * read bandwidth measured here) for each onnxruntime backend, on the benchmark model. Then, as the pod runs it:
- * `--long-batch` sequences decoding together after a `--long-context`-token prompt they share through the
- * paged KV pool (one system prompt, many conversations); 0 skips it.
+ * `--long-batch` sequences decoding together, each after one of `--long-prompts` `--long-context`-token prompts
+ * that its sequences share through the paged KV pool (system prompts, many conversations); 0 skips it.
  */
 const { values } = parseArgs({
   options: {
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     threads: { type: "string", default: "2" },
     "long-context": { type: "string", default: "2000" },
     "long-batch": { type: "string", default: "32" },
+    "long-prompts": { type: "string", default: "1" },
   },
 });
 
@@ -33,6 +34,7 @@ const prefillLen = Number(values.prefill);
 const decodeLen = Number(values.decode);
 const longContext = Number(values["long-context"]);
 const longBatch = Number(values["long-batch"]);
+const longPrompts = Number(values["long-prompts"]);
 const cfg = parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
 const counts = parameterCounts(cfg);
 const dir = ensureBenchModel();
@@ -72,24 +74,31 @@ async function measure(backend: "node" | "web") {
   };
 }
 
-/** `longBatch` sequences decoding at once, each behind the same `longContext` cached positions (shared blocks). */
+/**
+ * `longBatch` sequences decoding at once, each behind `longContext` cached positions of one of `longPrompts`
+ * prompts (round robin), whose blocks they share as prefix-cache hits do.
+ */
 async function longContextDecode(model: DeepSeekModel) {
   const bs = 16;
   const steps = 16;
   const shared = Math.ceil(longContext / bs);
   const own = Math.ceil((steps + 4) / bs) + 1;
-  const store = new LatentStore(cfg.layers, shared + longBatch * own, bs, model.cacheWidth);
-  const prefix = Array.from({ length: longContext }, () => 3 + Math.floor(rng.uniform() * (cfg.vocabSize - 3)));
-  const prefixBlocks = Array.from({ length: shared }, (_, b) => b);
-  const first = new PagedLatentCache(store, prefixBlocks);
-  for (let at = 0; at < longContext; at += 256) await model.forward([{ tokens: prefix.slice(at, at + 256), past: at, cache: first, logits: "none" }]);
-  // Full blocks of the prefix are shared; a partial last one is copied into each sequence's own first block.
+  const store = new LatentStore(cfg.layers, longPrompts * shared + longBatch * own, bs, model.cacheWidth);
+  const prefixBlocks: number[][] = [];
+  for (let p = 0; p < longPrompts; p++) {
+    const prefix = Array.from({ length: longContext }, () => 3 + Math.floor(rng.uniform() * (cfg.vocabSize - 3)));
+    prefixBlocks.push(Array.from({ length: shared }, (_, b) => p * shared + b));
+    const first = new PagedLatentCache(store, prefixBlocks[p]!);
+    for (let at = 0; at < longContext; at += 256) await model.forward([{ tokens: prefix.slice(at, at + 256), past: at, cache: first, logits: "none" }]);
+  }
+  // Full blocks of a prefix are shared; a partial last one is copied into each sequence's own first block.
   const full = Math.floor(longContext / bs);
   const seqs = Array.from({ length: longBatch }, (_, i) => {
-    const mine = Array.from({ length: own }, (_, k) => shared + i * own + k);
+    const blocks = prefixBlocks[i % longPrompts]!;
+    const mine = Array.from({ length: own }, (_, k) => longPrompts * shared + i * own + k);
     for (const b of mine) store.clear(b);
-    if (full < shared) for (const rows of store.layers) rows.copyWithin(mine[0]! * bs * store.width, full * bs * store.width, shared * bs * store.width);
-    return { cache: new PagedLatentCache(store, [...prefixBlocks.slice(0, full), ...mine]), past: longContext };
+    if (full < shared) for (const rows of store.layers) rows.copyWithin(mine[0]! * bs * store.width, blocks[full]! * bs * store.width, (blocks[full]! + 1) * bs * store.width);
+    return { cache: new PagedLatentCache(store, [...blocks.slice(0, full), ...mine]), past: longContext };
   });
   const times: number[] = [];
   for (let k = 0; k < steps + 4; k++) {
@@ -99,7 +108,7 @@ async function longContextDecode(model: DeepSeekModel) {
     for (const s of seqs) s.past++;
   }
   const stepMs = times.sort((a, b) => a - b)[times.length >> 1]!;
-  return { sequences: longBatch, cached_positions: longContext, step_ms_p50: +stepMs.toFixed(1), tokens_per_s: +((longBatch * 1000) / stepMs).toFixed(1) };
+  return { sequences: longBatch, prompts: longPrompts, cached_positions: longContext, step_ms_p50: +stepMs.toFixed(1), tokens_per_s: +((longBatch * 1000) / stepMs).toFixed(1) };
 }
 
 const results: Record<string, Awaited<ReturnType<typeof measure>>> = {};
@@ -118,7 +127,7 @@ const report = {
   threads,
   prefill_tokens: prefillLen,
   decode_tokens: decodeLen,
-  ...(longBatch > 0 ? { long_context: { sequences: longBatch, cached_positions: longContext } } : {}),
+  ...(longBatch > 0 ? { long_context: { sequences: longBatch, prompts: longPrompts, cached_positions: longContext } } : {}),
   read_bandwidth_gb_per_s: +bandwidth.toFixed(1),
   active_bytes_per_token: Math.round(activeBytes),
   roofline_decode_tokens_per_s_batch1: +roofline.toFixed(1),

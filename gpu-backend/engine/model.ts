@@ -5,7 +5,8 @@ import { LocalExperts, type ExpertExecutor } from "./experts.js";
 import { route, type Route } from "./gate.js";
 import { buildBlockGraph, buildHeadGraph } from "./kernels/block-graph.js";
 import { createRuntime, type Feed, type KernelRuntime, type KernelSession, type RuntimeOptions } from "./kernels/runtime.js";
-import type { LatentCache } from "./latent-cache.js";
+import type { LatentCache, PagedRows } from "./latent-cache.js";
+import { prefixFamilies, sharedBlocks } from "./prefix-families.js";
 import { RopeTable } from "./rope.js";
 
 /**
@@ -161,7 +162,8 @@ export class DeepSeekModel {
     const D = this.cacheWidth;
 
     // Attention groups: sequences bringing the same number of new tokens run together (all decodes form one
-    // group; equal-length prefill chunks another), since one attention run takes B sequences × Tq tokens.
+    // group; equal-length prefill chunks another), since one attention run takes B sequences × Tq tokens; a group
+    // splits into families behind long shared cached prefixes, which each attend theirs once.
     const bySize = new Map<number, number[]>();
     seqs.forEach((s, i) => {
       const n = s.tokens.length;
@@ -170,7 +172,7 @@ export class DeepSeekModel {
       if (g) g.push(i);
       else bySize.set(n, [i]);
     });
-    const groups = [...bySize.entries()].sort((a, b) => a[0] - b[0]).map(([, g]) => g);
+    const groups = [...bySize.entries()].sort((a, b) => a[0] - b[0]).flatMap(([, g]) => this.families(g, seqs));
 
     // Lay tokens out group by group, so every group is a contiguous row range.
     const rowOf: number[] = new Array(seqs.length);
@@ -256,20 +258,32 @@ export class DeepSeekModel {
   }
 
   /**
-   * A group's block tables into the pool its rows live in, when every sequence's rows share one pool and the
-   * runtime reads inputs in place (onnxruntime-web copies each input into its heap: the whole pool, every
-   * layer). Null: `attend` copies the rows out instead. Leading blocks that every sequence has wholly in its past
-   * are `shared` (attended once for the group, see `buildBlockGraph`); `table` holds each sequence's rest.
+   * The pool a group's rows live in, when every sequence's rows share one and the runtime reads inputs in
+   * place (onnxruntime-web copies each input into its heap: the whole pool, every layer); else null.
    */
-  private blockTables(group: SequenceStep[], tq: number): BlockTables | null {
+  private pagedPool(group: SequenceStep[]): PagedRows | null {
     const first = group[0]!.cache.paged;
     if (this.runtime.backend !== "node" || !first || group.some((s) => s.cache.paged?.pools !== first.pools)) return null;
+    return first;
+  }
+
+  /** An attention group split by shared cached prefix (see `prefixFamilies`), where it reads a paged pool in place. */
+  private families(group: number[], seqs: SequenceStep[]): number[][] {
+    const pool = this.pagedPool(group.map((i) => seqs[i]!));
+    if (!pool || group.length < 3 || seqs[group[0]!]!.tokens.length >= EXPANDED_ATTENTION_MIN_TOKENS) return [group];
+    return prefixFamilies(group, seqs, pool.blockSize);
+  }
+
+  /**
+   * A group's block tables into its pool (see `pagedPool`); null: `attend` copies the rows out instead. Leading
+   * blocks that every sequence has wholly in its past are `shared` (attended once for the group, see
+   * `buildBlockGraph`); `table` holds each sequence's rest.
+   */
+  private blockTables(group: SequenceStep[], tq: number): BlockTables | null {
+    const first = this.pagedPool(group);
+    if (!first) return null;
     const bs = first.blockSize;
-    let ns = 0;
-    if (group.length > 1 && tq < EXPANDED_ATTENTION_MIN_TOKENS) {
-      const whole = Math.min(...group.map((s) => Math.floor(s.past / bs)));
-      while (ns < whole && group.every((s) => s.cache.paged!.blocks[ns] === first.blocks[ns])) ns++;
-    }
+    const ns = group.length > 1 && tq < EXPANDED_ATTENTION_MIN_TOKENS ? sharedBlocks(group, bs) : 0;
     const nb = Math.ceil(Math.max(...group.map((s) => s.past)) / bs) - ns;
     const table = new BigInt64Array(group.length * nb).fill(BigInt(first.zeroBlock));
     group.forEach((s, b) => {

@@ -62,7 +62,7 @@ const pools = new Map<DeepSeekModel, { store: LatentStore; free: number[] }>();
 function pagedCache(m: DeepSeekModel, positions = 256, lead: readonly number[] = []): PagedLatentCache {
   let p = pools.get(m);
   if (!p) {
-    const store = new LatentStore(m.config.layers, 2048, 4, m.cacheWidth);
+    const store = new LatentStore(m.config.layers, 8192, 4, m.cacheWidth);
     // Rows no sequence owns are garbage, so a wrong or missing table entry shows in the logits.
     for (const rows of store.layers) rows.fill(1e3, 0, store.numBlocks * store.blockSize * store.width);
     const rng = new Rng(5);
@@ -169,6 +169,29 @@ describe.each(["v3", "v2"])("%s, paged rows: a cached prefix shared by a group",
     let last: (Float32Array | null)[] = [];
     for (let k = 2; k < 5; k++) last = (await m.forward(own.map((o, i) => ({ tokens: [o[k]!], past: 24 + k, cache: caches[i]!, logits: "last" as const })))).logits;
     own.forEach((_, i) => expect(maxDiff(last[i]!, alone[i]!)).toBeLessThan(1e-4));
+  });
+
+  it("families behind different prefixes in one step each attend their own, next to sequences of no family", async () => {
+    const m = models[name]!;
+    // Two 1,024-token prompts with three conversations each (enough shared rows for a family of their own),
+    // and two sequences sharing nothing.
+    const prefixes = [prompt(1024, 41), prompt(1024, 42)];
+    const firsts = await Promise.all(prefixes.map(async (p) => {
+      const c = pagedCache(m, 1024);
+      await m.forward([{ tokens: p, past: 0, cache: c, logits: "none" }]);
+      return c;
+    }));
+    const seqs = [0, 0, 1, 1, 0, 1].map((f, k) => ({ prefix: prefixes[f]!, cache: pagedCache(m, 16, firsts[f]!.blocks), own: prompt(3, 50 + k) }));
+    for (const k of [0, 1]) {
+      const cache = pagedCache(m, 64);
+      const head = prompt(10, 60 + k);
+      await m.forward([{ tokens: head, past: 0, cache, logits: "none" }]);
+      seqs.push({ prefix: head, cache, own: prompt(3, 70 + k) });
+    }
+    const alone = await Promise.all(seqs.map(async (s) => (await m.forward([{ tokens: [...s.prefix, ...s.own], past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8), logits: "last" }])).logits[0]!));
+    let last: (Float32Array | null)[] = [];
+    for (let k = 0; k < 3; k++) last = (await m.forward(seqs.map((s) => ({ tokens: [s.own[k]!], past: s.prefix.length + k, cache: s.cache, logits: "last" as const })))).logits;
+    seqs.forEach((_, i) => expect(maxDiff(last[i]!, alone[i]!)).toBeLessThan(1e-4));
   });
 });
 

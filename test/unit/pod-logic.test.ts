@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { DeepSeekModel, SequenceStep } from "../../gpu-backend/engine/model.js";
+import { FAMILY_MIN_SPARED_ROWS, prefixFamilies } from "../../gpu-backend/engine/prefix-families.js";
 import { BlockPool, blockHash, chainSeed } from "../../gpu-backend/kv/block-pool.js";
 import { SequenceSampler, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
 import { StopMatcher } from "../../gpu-backend/sampling/stop-matcher.js";
@@ -41,6 +42,35 @@ describe("BlockPool", () => {
     expect(blockHash(chainSeed("a", "m"), t)).not.toBe(blockHash(chainSeed("a", "m2"), t));
     const h1 = blockHash(chainSeed("a", "m"), t);
     expect(blockHash(h1, t)).not.toBe(h1);
+  });
+});
+
+describe("prefixFamilies", () => {
+  const bs = 16;
+  /** A sequence whose cache starts with `lead` (shared) blocks, then blocks of its own, `past` positions cached. */
+  let next = 1000;
+  const seq = (lead: number[], past: number) => ({
+    past,
+    cache: { paged: { pools: [], blockSize: bs, zeroBlock: 0, blocks: [...lead, ...Array.from({ length: 8 }, () => next++)] } },
+  });
+  const prompt = (first: number, blocks: number) => Array.from({ length: blocks }, (_, k) => first + k);
+  const wide = FAMILY_MIN_SPARED_ROWS / bs; // blocks two members must share to repay a run
+
+  it("splits off each prefix's sequences when they spare enough rows, the rest staying together in order", () => {
+    const a = prompt(1, wide);
+    const b = prompt(500, wide / 2);
+    const seqs = [seq(a, wide * bs + 5), seq([], 40), seq(b, (wide / 2) * bs), seq(a, wide * bs + 9), seq(b, (wide / 2) * bs + 1), seq(b, (wide / 2) * bs + 3), seq([], 3)];
+    expect(prefixFamilies([0, 1, 2, 3, 4, 5, 6], seqs, bs)).toEqual([[0, 3], [2, 4, 5], [1, 6]]);
+  });
+
+  it("counts only blocks every member has wholly in its past, and keeps a group whole when no family pays", () => {
+    const a = prompt(1, wide);
+    // The second member has cached only half of the shared prompt so far: together they spare too little.
+    const seqs = [seq(a, wide * bs), seq(a, (wide / 2) * bs), seq([], 20)];
+    expect(prefixFamilies([0, 1, 2], seqs, bs)).toEqual([[0, 1, 2]]);
+    // Once it has the whole prompt, they do.
+    seqs[1]!.past = wide * bs;
+    expect(prefixFamilies([0, 1, 2], seqs, bs)).toEqual([[0, 1], [2]]);
   });
 });
 
