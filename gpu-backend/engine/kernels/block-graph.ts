@@ -14,6 +14,8 @@ import { gateUpProjection, linear, rmsNorm, ropeInterleaved, swiglu, swigluActiv
  *   pool     [N, S·D]      this layer's cached latents (D = kv_lora + R) in blocks of S rows
  *   table    [B, nb]       each sequence's blocks in position order, padded with a zero block to the longest
  *   past_len [B]           how many of its table's rows (P = nb·S) are real for each sequence
+ *   shared_table [ns]      absorbed form only: leading blocks every sequence has, attended once for the group
+ *                          (`table` and `past_len` then describe what follows them); empty when none
  * The graph gathers `past [B, P, D]` from the pool itself: copying the rows is the one pass over the cache that
  * attention cannot avoid, and onnxruntime's Gather makes it on the pool's threads instead of JavaScript's one
  * (bench model, 32 sequences decoding at 2k positions: 226 → 170 ms a step; no change at 100 positions).
