@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { writeTinyModel } from "../gpu-backend/tools/write-tiny-model.js";
-import { freePort, startStack } from "../scripts/stack.js";
+import { startStack } from "../scripts/stack.js";
 
 /**
  * `npm run -s bench:cache -- --json [--repeats 20]`
@@ -19,7 +19,7 @@ const dir = mkdtempSync(join(tmpdir(), "bench-cache-"));
 const modelDir = resolve(process.env.MODEL_DIR ?? join(dir, "model"));
 if (!process.env.MODEL_DIR) writeTinyModel(modelDir);
 const stack = await startStack({
-  gatewayPort: await freePort(),
+  gatewayPort: 0,
   persistDir: join(dir, "state"),
   modelDir,
   modelId: MODEL,

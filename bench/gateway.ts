@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { affinityKey, planRoute } from "../src/routing/plan.js";
 import type { PodHealth, Registry } from "../src/routing/registry.js";
-import { freePort, startStack } from "../scripts/stack.js";
+import { startStack } from "../scripts/stack.js";
 import { startScriptedUpstream } from "../test/support/scripted-upstream.js";
 
 /**
@@ -20,7 +20,7 @@ const duration = Number(values.duration);
 const upstream = await startScriptedUpstream();
 const persist = mkdtempSync(join(tmpdir(), "bench-gw-"));
 const stack = await startStack({
-  gatewayPort: await freePort(),
+  gatewayPort: 0,
   persistDir: persist,
   modelDir: "",
   modelId: "unused",

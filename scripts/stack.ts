@@ -12,6 +12,7 @@ import { startPod, type PodProcess } from "./pod-process.js";
  * the gateway under `wrangler dev` (workerd, local D1), migrations applied, a demo tenant and key seeded.
  */
 export interface StackOptions {
+  /** 0 = any free port (tried again on another if it is taken before the gateway binds it). */
   gatewayPort: number;
   /** Where wrangler keeps local D1/KV/DO state. */
   persistDir: string;
@@ -66,7 +67,7 @@ function catalogEntry(modelId: string): Record<string, unknown> {
 // No telemetry and no fetch of Cloudflare's `request.cf` sample: this machine has no network.
 const wranglerEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", NO_COLOR: "1" };
 
-export function freePort(): Promise<number> {
+function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const srv = createServer();
     srv.once("error", rej);
@@ -95,7 +96,7 @@ async function waitFor(url: string, timeoutMs: number, alive: () => boolean): Pr
   while (Date.now() < deadline) {
     if (!alive()) throw new Error(`process serving ${url} exited`);
     try {
-      if ((await fetch(url)).ok) return;
+      if ((await fetch(url, { signal: AbortSignal.timeout(2000) })).ok) return;
     } catch {
       /* not listening yet */
     }
@@ -143,19 +144,43 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     const envFile = join(o.persistDir, "gateway.env");
     const vars: Record<string, string> = { GATEWAY_ADMIN_TOKEN: adminToken, POD_SHARED_SECRET: podSecret, MODELS: JSON.stringify(models), ...o.vars };
     writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${dotenvQuote(v)}`).join("\n") + "\n", { mode: 0o600 });
-    const inspector = await freePort();
     // The local stand-in for Cloudflare's request.cf: where clients are, for nearest-region routing.
     const where = o.clientLocation ?? { latitude: 48.86, longitude: 2.35 };
     const cfPath = join(o.persistDir, "cf.json");
     writeFileSync(cfPath, JSON.stringify({ colo: "LOCAL", country: "XX", latitude: String(where.latitude), longitude: String(where.longitude), asn: 0, httpProtocol: "HTTP/1.1", tlsVersion: "", tlsCipher: "", clientTcpRtt: 0, edgeRequestKeepAliveStatus: 1, requestPriority: "", clientAcceptEncoding: "" }));
-    gateway = spawn(
-      process.execPath,
-      [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(o.gatewayPort), "--inspector-port", String(inspector), "--persist-to", o.persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "log"],
-      { env: { ...wranglerEnv, CLOUDFLARE_CF_FETCH_ENABLED: "true", CLOUDFLARE_CF_FETCH_PATH: cfPath }, stdio: ["ignore", "pipe", "pipe"], detached: true },
-    );
-    for (const s of [gateway.stdout!, gateway.stderr!]) createInterface({ input: s }).on("line", (l) => log(`[gateway] ${l}`));
-    const gatewayUrl = `http://127.0.0.1:${o.gatewayPort}`;
-    await waitFor(`${gatewayUrl}/health`, 90_000, () => gateway!.exitCode === null);
+    // A port found free can be taken (by any process's outgoing connection) before workerd binds it: the
+    // stack then tries fresh ones. A gateway port the caller named is used as given.
+    let gatewayUrl = "";
+    for (let attempt = 1; ; attempt++) {
+      const port = o.gatewayPort || (await freePort());
+      const inspector = await freePort();
+      const lines: string[] = [];
+      gateway = spawn(
+        process.execPath,
+        [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), "--persist-to", o.persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "log"],
+        { env: { ...wranglerEnv, CLOUDFLARE_CF_FETCH_ENABLED: "true", CLOUDFLARE_CF_FETCH_PATH: cfPath }, stdio: ["ignore", "pipe", "pipe"], detached: true },
+      );
+      for (const s of [gateway.stdout!, gateway.stderr!]) {
+        createInterface({ input: s }).on("line", (l) => {
+          lines.push(l);
+          log(`[gateway] ${l}`);
+        });
+      }
+      gatewayUrl = `http://127.0.0.1:${port}`;
+      const proc = gateway;
+      const closed = new Promise((r) => proc.once("close", r));
+      try {
+        await waitFor(`${gatewayUrl}/health`, 90_000, () => proc.exitCode === null);
+        break;
+      } catch (e) {
+        // Output can arrive after the exit event: let the streams close (briefly) before reading it.
+        if (proc.exitCode !== null) await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+        const taken = lines.filter((l) => l.includes("Address already in use"));
+        const namedTaken = o.gatewayPort && taken.some((l) => l.includes(`:${port})`));
+        if (taken.length && !namedTaken && attempt < 3) continue;
+        throw new Error(`${(e as Error).message}; the gateway's last output:\n${lines.slice(-30).join("\n")}`);
+      }
+    }
 
     const admin = adminClient(gatewayUrl, adminToken);
     for (const r of o.regions ?? []) await admin("PUT", `/regions/${r.id}`, { name: r.name, latitude: r.latitude, longitude: r.longitude });

@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import OpenAI from "openai";
 import { parse as parseToml } from "smol-toml";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { freePort, startStack, type Stack } from "../../scripts/stack.js";
+import { startStack, type Stack } from "../../scripts/stack.js";
 import { eventually } from "../support/eventually.js";
 
 const run = promisify(execFile);
@@ -19,7 +19,7 @@ const logs: string[] = [];
 beforeAll(async () => {
   persist = mkdtempSync(join(tmpdir(), "stack-"));
   stack = await startStack({
-    gatewayPort: await freePort(),
+    gatewayPort: 0,
     persistDir: persist,
     modelDir: inject("tinyModelDir"),
     modelId: MODEL,

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { freePort, startStack, type Stack } from "../../scripts/stack.js";
+import { startStack, type Stack } from "../../scripts/stack.js";
 import { eventually } from "../support/eventually.js";
 
 /**
@@ -17,7 +17,7 @@ const logs: string[] = [];
 beforeAll(async () => {
   persist = mkdtempSync(join(tmpdir(), "routing-"));
   stack = await startStack({
-    gatewayPort: await freePort(),
+    gatewayPort: 0,
     persistDir: persist,
     modelDir: inject("tinyModelDir"),
     modelId: MODEL,
