@@ -154,7 +154,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     for (let attempt = 1; ; attempt++) {
       const port = o.gatewayPort || (await freePort());
       const inspector = await freePort();
+      // Its output until it answers, for the error if it never does (not kept after: it logs every request).
       const lines: string[] = [];
+      let started = false;
       gateway = spawn(
         process.execPath,
         [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), "--persist-to", o.persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--log-level", "log"],
@@ -162,7 +164,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       );
       for (const s of [gateway.stdout!, gateway.stderr!]) {
         createInterface({ input: s }).on("line", (l) => {
-          lines.push(l);
+          if (!started) lines.push(l);
           log(`[gateway] ${l}`);
         });
       }
@@ -171,6 +173,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       const closed = new Promise((r) => proc.once("close", r));
       try {
         await waitFor(`${gatewayUrl}/health`, 90_000, () => proc.exitCode === null);
+        started = true;
         break;
       } catch (e) {
         // Output can arrive after the exit event: let the streams close (briefly) before reading it.
