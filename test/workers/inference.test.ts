@@ -232,7 +232,6 @@ describe("answers too large to buffer at the edge (over MAX_BUFFERED_ANSWER_BYTE
 });
 
 describe("upstream failures", () => {
-
   it("passes an upstream's OpenAI-shaped 4xx on", async () => {
     const { key } = await newTenantKey();
     const res = await gw("/v1/chat/completions", authed(key, chat("x", { model: "test-400" })));

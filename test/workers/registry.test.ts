@@ -99,7 +99,8 @@ describe("routing through the registry", () => {
     const { key } = await newTenantKey();
     // Requests until both failing pods have been tried before the live one (rendezvous order varies by prompt).
     const tried = async () => new Set((await upstreamRequests()).filter((q) => q.raw.includes(r)).map((q) => q.path.split("/")[1]));
-    for (let i = 0; i < 64 && !((await tried()).has("denied") && (await tried()).has("elsewhere")); i++) {
+    const bothTried = (t: Set<string | undefined>) => t.has("denied") && t.has("elsewhere");
+    for (let i = 0; i < 64 && !bothTried(await tried()); i++) {
       const res = await gw("/v1/chat/completions", authed(key, { model: "test-registry", messages: [{ role: "user", content: `refusals ${i} ${r}` }] }, { "x-region": r }));
       expect(res.status).toBe(200);
       expect(res.headers.get("x-backend-pod")).toBe(`live-${r}`);
