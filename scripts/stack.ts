@@ -53,6 +53,8 @@ export interface Stack {
   /** Starts a pod again on its previous port. */
   restartPod(id: string): Promise<void>;
   stop(): Promise<void>;
+  /** Calls the admin API with the stack's token; throws on an error answer other than 409. */
+  admin: AdminCall;
 }
 
 const WRANGLER = resolve("node_modules/wrangler/bin/wrangler.js");
@@ -199,6 +201,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       pods,
       gateway,
       stop,
+      admin,
       killPod: async (id) => {
         await pods.get(id)?.stop("SIGKILL");
       },
@@ -218,7 +221,7 @@ function dotenvQuote(v: string): string {
   return `'${v}'`;
 }
 
-type AdminCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
+export type AdminCall = (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> }>;
 
 function adminClient(gatewayUrl: string, adminToken: string): AdminCall {
   return async (method, path, body) => {

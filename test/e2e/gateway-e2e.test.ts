@@ -127,10 +127,8 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
   });
 
   it("rate limits: the SDK, retrying on 429, completes a burst beyond the limit by waiting", async () => {
-    const admin = (m: string, p: string, b?: unknown) =>
-      fetch(`${stack.gatewayUrl}/admin${p}`, { method: m, headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" }, body: b ? JSON.stringify(b) : null }).then((r) => r.json() as Promise<{ id: string; key: string }>);
-    const t = await admin("POST", "/tenants", { name: "bursty", limits: { max_concurrent: 2 } });
-    const k = await admin("POST", `/tenants/${t.id}/keys`, {});
+    const t = (await stack.admin("POST", "/tenants", { name: "bursty", limits: { max_concurrent: 2 } })).json as { id: string };
+    const k = (await stack.admin("POST", `/tenants/${t.id}/keys`, {})).json as { key: string };
     let refused = 0;
     const counting: typeof fetch = async (input, init) => {
       const res = await fetch(input, init);
@@ -148,7 +146,7 @@ describe("the gateway in front of a real pod, driven by the official openai SDK"
   it("the stack bills with the catalog's prices (wrangler.toml's development MODELS)", async () => {
     const toml = parseToml(readFileSync("wrangler.toml", "utf8")) as { vars: { MODELS: string } };
     const price = (JSON.parse(toml.vars.MODELS) as { id: string; pricing: { input_per_mtok: number; output_per_mtok: number } }[]).find((m) => m.id === MODEL)!.pricing;
-    const key = (await fetch(`${stack.gatewayUrl}/admin/tenants/${stack.demoTenant}/keys`, { method: "POST", headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" }, body: "{}" }).then((r) => r.json())) as { id: string; key: string };
+    const key = (await stack.admin("POST", `/tenants/${stack.demoTenant}/keys`, {})).json as { id: string; key: string };
     const priced = new OpenAI({ baseURL: `${stack.gatewayUrl}/v1`, apiKey: key.key, maxRetries: 0 });
     const r = await priced.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "What does it cost?" }], max_tokens: 6, temperature: 0.5 });
     const byKey = async () =>

@@ -77,10 +77,8 @@ describe("regional routing and resilience", () => {
     expect(a2.pod).toBe(a1.pod);
     expect(a1.body.usage!.prompt_tokens).toBeGreaterThan(700);
     expect(a2.body.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThan(600);
-    const admin = (m: string, p: string, b?: unknown) =>
-      fetch(`${stack.gatewayUrl}/admin${p}`, { method: m, headers: { authorization: `Bearer ${stack.adminToken}`, "content-type": "application/json" }, body: b ? JSON.stringify(b) : null }).then((r) => r.json() as Promise<{ id: string; key: string }>);
-    const other = await admin("POST", "/tenants", { name: "other" });
-    const otherKey = (await admin("POST", `/tenants/${other.id}/keys`, {})).key;
+    const other = (await stack.admin("POST", "/tenants", { name: "other" })).json as { id: string };
+    const otherKey = ((await stack.admin("POST", `/tenants/${other.id}/keys`, {})).json as { key: string }).key;
     const b = await chat({ key: otherKey, system, content: "second" });
     expect(b.status).toBe(200);
     expect(b.body.usage!.prompt_tokens_details!.cached_tokens).toBe(0);
