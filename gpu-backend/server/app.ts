@@ -18,7 +18,7 @@ import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
 import { heldJsonResponse } from "./json-response.js";
-import { PodMetrics, processMetrics, prometheus, type GenerationOutcome } from "./metrics.js";
+import { expertMetrics, PodMetrics, processMetrics, prometheus, type GenerationOutcome } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
 export interface PodState {
@@ -117,6 +117,7 @@ export function createPodApp(d: PodDeps): Hono {
   app.get("/metrics", (c) => {
     const s = d.scheduler.stats();
     const cfg = d.model.config;
+    const moeLayers = Array.from({ length: cfg.layers }, (_, l) => l).filter((l) => isMoeLayer(cfg, l));
     const text = prometheus([
       { name: "pod_requests_waiting", help: "Sequences waiting for admission (the autoscaling signal).", type: "gauge", samples: [{ value: s.waiting }] },
       { name: "pod_requests_running", help: "Sequences being generated.", type: "gauge", samples: [{ value: s.running }] },
@@ -134,8 +135,7 @@ export function createPodApp(d: PodDeps): Hono {
         return { labels: { route: route!, status: status! }, value: v };
       }) },
       { name: "pod_generations_total", help: "Generations by how they ended (the HTTP status is sent before the end).", type: "counter", samples: [...d.metrics.generations].map(([outcome, v]) => ({ labels: { outcome }, value: v })) },
-      { name: "pod_expert_tokens_total", help: "Tokens routed to each expert.", type: "counter", samples: d.model.expertLoad.flatMap((row, layer) =>
-        isMoeLayer(cfg, layer) ? Array.from(row, (v, expert) => ({ labels: { layer, expert }, value: v })) : []) },
+      ...expertMetrics(d.model.expertLoad, moeLayers),
       ...processMetrics(),
     ]);
     return c.text(text, 200, { "content-type": "text/plain; version=0.0.4" });

@@ -52,6 +52,32 @@ export function processMetrics(): MetricFamily[] {
   ];
 }
 
+/**
+ * Expert load for Prometheus, in series bounded by the expert count, not layers × experts (DeepSeek-V3: 256
+ * instead of ~15k per pod): tokens per expert summed over the MoE layers, and per layer how far its busiest
+ * expert is above the mean (the EPLB signal; 1 = balanced). `/load` keeps the full per-layer table.
+ */
+export function expertMetrics(load: readonly Float64Array[], moeLayers: readonly number[]): MetricFamily[] {
+  const experts = load[moeLayers[0] ?? 0]?.length ?? 0;
+  const total = new Float64Array(experts);
+  const imbalance: MetricFamily["samples"] = [];
+  for (const layer of moeLayers) {
+    const row = load[layer]!;
+    let sum = 0;
+    let max = 0;
+    row.forEach((v, e) => {
+      total[e]! += v;
+      sum += v;
+      max = Math.max(max, v);
+    });
+    imbalance.push({ labels: { layer }, value: sum > 0 ? (max * row.length) / sum : 1 });
+  }
+  return [
+    { name: "pod_expert_tokens_total", help: "Tokens routed to each expert, over all MoE layers (per layer: GET /load).", type: "counter", samples: Array.from(total, (value, expert) => ({ labels: { expert }, value })) },
+    { name: "pod_expert_load_imbalance", help: "Per MoE layer: its busiest expert's tokens over the mean per expert (1 = balanced).", type: "gauge", samples: imbalance },
+  ];
+}
+
 /** Prometheus text exposition. */
 export function prometheus(lines: MetricFamily[]): string {
   const out: string[] = [];

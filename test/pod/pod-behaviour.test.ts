@@ -57,7 +57,8 @@ describe("pod", () => {
     expect(l.kv_blocks.used).toBe(0);
     const metrics = await (await fetch(`${pod.url}/metrics`)).text();
     expect(metrics).toMatch(/^pod_requests_waiting 0$/m);
-    expect(metrics).toMatch(/pod_expert_tokens_total\{layer="1",expert="0"\}/);
+    expect(metrics).toMatch(/^pod_expert_tokens_total\{expert="0"\} \d+$/m);
+    expect(metrics).toMatch(/^pod_expert_load_imbalance\{layer="1"\} [\d.]+$/m);
   });
 
   it("batch invariance: greedy outputs of concurrent requests equal their one-at-a-time outputs", async () => {
