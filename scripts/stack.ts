@@ -188,10 +188,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     }
 
     const admin = adminClient(gatewayUrl, adminToken);
+    const register = (p: PodSpec) => admin("PUT", `/pods/${p.id}`, { region: p.region, url: pods.get(p.id)!.url, models: [o.modelId], capacity: 64, kind: "moe-pod" });
     for (const r of o.regions ?? []) await admin("PUT", `/regions/${r.id}`, { name: r.name, latitude: r.latitude, longitude: r.longitude });
-    for (const p of o.pods) {
-      await admin("PUT", `/pods/${p.id}`, { region: p.region, url: pods.get(p.id)!.url, models: [o.modelId], capacity: 64, kind: "moe-pod" });
-    }
+    for (const p of o.pods) await register(p);
     const { tenant, key } = await seedDemo(admin, gatewayUrl, o.demoKey);
     return {
       gatewayUrl,
@@ -206,7 +205,17 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         await pods.get(id)?.stop("SIGKILL");
       },
       restartPod: async (id) => {
-        await launch(o.pods.find((p) => p.id === id)!, ports.get(id)!);
+        const spec = o.pods.find((p) => p.id === id)!;
+        try {
+          await launch(spec, ports.get(id)!);
+        } catch (e) {
+          // Its port can be taken while it is down (by any process's outgoing connection): it then comes back
+          // on a fresh one, and the gateway's registry is told the new address.
+          if (!(e as Error).message.includes("EADDRINUSE")) throw e;
+          log(`pod ${id}'s port ${ports.get(id)} was taken while it was down; restarting it on a fresh one`);
+          await launch(spec, 0);
+          await register(spec);
+        }
       },
     };
   } catch (e) {

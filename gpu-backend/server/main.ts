@@ -52,7 +52,11 @@ async function main(): Promise<void> {
   if (edgeSecrets.length === 0) log(`POD_EDGE_SECRET is not set: requests are not authenticated (${opts.allowUnsigned ? "--allow-unsigned" : "development only, loopback"})`);
   const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, edgeSecrets });
   const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
-  await new Promise<void>((r) => server.once("listening", () => r()));
+  // A taken port ends the process with its reason (an unhandled 'error' event would print a stack trace).
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
   state.ready = true;
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : opts.port;
