@@ -21,8 +21,8 @@ import { heldJsonResponse } from "./json-response.js";
 import { expertMetrics, PodMetrics, processMetrics, prometheus, type GenerationOutcome } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
+/** The app is installed once the model is loaded (see listener.ts); `draining` is set on SIGTERM. */
 export interface PodState {
-  ready: boolean;
   draining: boolean;
 }
 
@@ -89,10 +89,9 @@ export function createPodApp(d: PodDeps): Hono {
   // Liveness: the process answers. Stays 200 while draining, so the kubelet never kills a drain midway.
   app.get("/livez", (c) => c.json({ status: "alive", pod: d.podId }));
 
-  // Readiness: route traffic here only when loaded and not draining.
+  // Readiness: route traffic here only while not draining (before the model is loaded, loadingApp answers).
   app.get("/health", (c) => {
     if (d.state.draining) return c.json({ status: "draining", pod: d.podId }, 503);
-    if (!d.state.ready) return c.json({ status: "loading", pod: d.podId }, 503);
     return c.json({ status: "ok", pod: d.podId, model: d.modelId });
   });
 
@@ -189,9 +188,7 @@ export function createPodApp(d: PodDeps): Hono {
     new ApiError(503, `This pod's queue is full (${d.maxWaiting} sequences waiting at most); retry on another.`, { code: "pod_overloaded", headers: { "retry-after": "1" } });
 
   async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
-    if (d.state.draining || !d.state.ready) {
-      throw new ApiError(503, d.state.draining ? "This pod is draining; retry on another." : "The model is still loading.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
-    }
+    if (d.state.draining) throw new ApiError(503, "This pod is draining; retry on another.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
     const tenant = c.req.header("x-tenant-id") || "anonymous";
     // Refused before its body is read or tokenized when even one more sequence would not fit.
     if (overloaded(tenant, 1)) throw overloadedError();

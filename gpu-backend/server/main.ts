@@ -1,5 +1,3 @@
-import { serve } from "@hono/node-server";
-import type { Server } from "node:http";
 import { DeepSeekModel } from "../engine/model.js";
 import { TextCodec } from "../engine/tokenizer.js";
 import { OffThreadEncoder } from "../text/off-thread-encoder.js";
@@ -7,18 +5,23 @@ import { LocalExperts } from "../engine/experts.js";
 import { ContiguousLatentCache } from "../engine/latent-cache.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { createPodApp, type PodState } from "./app.js";
+import { listen, loadingApp } from "./listener.js";
 import { PodMetrics } from "./metrics.js";
 import { parsePodOptions } from "./options.js";
 
 /**
  * The GPU backend pod: `tsx gpu-backend/server/main.ts --model DIR [--port 8100] [--ep N] …`
- * Loads the model, serves the OpenAI-compatible API, drains gracefully on SIGTERM.
+ * Listens at once (answering "loading" until ready), loads the model, serves the OpenAI-compatible API, drains
+ * gracefully on SIGTERM.
  */
 async function main(): Promise<void> {
   const opts = parsePodOptions(process.argv.slice(2), process.env);
   const log = (msg: string, extra: Record<string, unknown> = {}) => console.log(JSON.stringify({ pod: opts.podId, msg, ...extra }));
-  const state: PodState = { ready: false, draining: false };
+  const state: PodState = { draining: false };
   const started = performance.now();
+  const listener = await listen(opts.port, opts.host, loadingApp(opts.podId).fetch);
+  const { server, port } = listener;
+  log("loading", { port, model: opts.model });
 
   const model = await DeepSeekModel.load(opts.model, {
     backend: opts.backend,
@@ -51,15 +54,7 @@ async function main(): Promise<void> {
   const { edgeSecrets } = opts;
   if (edgeSecrets.length === 0) log(`POD_EDGE_SECRET is not set: requests are not authenticated (${opts.allowUnsigned ? "--allow-unsigned" : "development only, loopback"})`);
   const app = createPodApp({ model, codec, encode: encoder.encode, encodeChat: encoder.encodeChat, scheduler, modelId: opts.servedModelName, podId: opts.podId, metrics, state, maxBodyBytes: opts.maxBodyBytes, maxWaiting: opts.maxWaiting, keepaliveMs: opts.keepaliveMs, edgeSecrets });
-  const server = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host });
-  // A taken port ends the process with its reason (an unhandled 'error' event would print a stack trace).
-  await new Promise<void>((resolve, reject) => {
-    server.once("listening", resolve);
-    server.once("error", reject);
-  });
-  state.ready = true;
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : opts.port;
+  listener.install(app.fetch);
   log("ready", { port, model: opts.servedModelName, backend: opts.backend, ep: opts.ep, kv_blocks: opts.kvBlocks, block_size: opts.blockSize, load_seconds: +((performance.now() - started) / 1000).toFixed(2) });
 
   // Graceful drain: stop admitting, let running and queued work finish, then exit.
@@ -75,7 +70,7 @@ async function main(): Promise<void> {
     // Answers may still be on their way out (megabytes of JSON wait for a slow reader): the server closes once
     // their connections are done, or at the deadline. A keep-alive connection is closed as soon as it is idle.
     await new Promise<void>((r) => {
-      const sweep = setInterval(() => (server as Server).closeIdleConnections(), 50);
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
       const done = () => {
         clearInterval(sweep);
         r();

@@ -46,7 +46,7 @@ function problems(objects: K8sObject[]): string[] {
 }
 
 const find = (objs: K8sObject[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-type Container = { env: { name: string; value?: string; valueFrom?: unknown }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; lifecycle: { preStop: { exec: { command: string[] } } }; resources: { limits: Record<string, string> } };
+type Container = { env: { name: string; value?: string; valueFrom?: unknown }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; startupProbe: { httpGet: { path: string } }; lifecycle: { preStop: { exec: { command: string[] } } }; resources: { limits: Record<string, string> } };
 
 describe.each(OVERLAYS)("kustomize overlay %s", (region) => {
   const objects = render(`infra/k8s/overlays/${region}`);
@@ -66,6 +66,8 @@ describe.each(OVERLAYS)("kustomize overlay %s", (region) => {
     const c = pod.containers[0]!;
     expect(c.readinessProbe.httpGet.path).toBe("/health");
     expect(c.livenessProbe.httpGet.path).toBe("/livez");
+    // /livez answers while the model loads: startup must wait for readiness, or liveness would apply mid-load.
+    expect(c.startupProbe.httpGet.path).toBe("/health");
     const env = Object.fromEntries(c.env.map((e) => [e.name, e.value]));
     const preStop = Number(c.lifecycle.preStop.exec.command.at(-1));
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(Number(env.POD_DRAIN_TIMEOUT_S) + preStop);

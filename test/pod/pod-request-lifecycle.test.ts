@@ -37,7 +37,7 @@ function pod(opts: { maxWaiting: number; run: boolean; maxUnreadBytes?: number; 
     modelId: MODEL,
     podId: "test",
     metrics: new PodMetrics(),
-    state: { ready: true, draining: false },
+    state: { draining: false },
     maxBodyBytes: 1 << 20,
     maxWaiting: opts.maxWaiting,
     edgeSecrets: [],
