@@ -5,9 +5,10 @@ import { ensureBenchModel } from "./bench-model.js";
 
 /**
  * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N] [--rounds 3]`
- * Output tokens/s of a real pod on the benchmark model at 1, 8, 32 and 64 concurrent streams, with each `--ep`
- * (default 1 and 2, one rank per core on the 2-core reference machine); the same at 32 with the per-token expert
- * loop (grouping disabled) for each; and time to first token for a 2k-token shared prefix, cached vs uncached.
+ * Output tokens/s (with TTFT and time per output token) of a real pod on the benchmark model at 1, 8, 32 and 64
+ * concurrent streams, with each `--ep` (default 1 and 2, one rank per core on the 2-core reference machine); the
+ * same at 32 with the per-token expert loop (grouping disabled) for each; and time to first token for a 2k-token
+ * shared prefix, cached vs uncached.
  * The 1- and 32-stream figures are medians of `--rounds` interleaved rounds (see `measureEp`).
  * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
  */
@@ -31,6 +32,8 @@ const randomPrompt = (n: number) => Array.from({ length: n }, () => 3 + Math.flo
 
 interface StreamResult {
   ttftMs: number;
+  /** Mean time between its tokens after the first (TPOT); NaN with fewer than two. */
+  tpotMs: number;
   tokens: number;
 }
 
@@ -44,6 +47,7 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
   });
   if (!res.ok || !res.body) throw new Error(`pod answered ${res.status}: ${await res.text()}`);
   let ttft = -1;
+  let last = 0;
   let usage = 0;
   const decoder = new TextDecoder();
   let buf = "";
@@ -55,24 +59,27 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
       const ev = buf.slice(0, i);
       buf = buf.slice(i + 2);
       if (!ev.startsWith("data: {")) continue; // keepalive comments are not tokens
-      if (ttft < 0) ttft = performance.now() - t0;
+      last = performance.now() - t0;
+      if (ttft < 0) ttft = last;
       const obj = JSON.parse(ev.slice(6)) as { usage?: { completion_tokens: number } | null; error?: unknown };
       if (obj.error) throw new Error(JSON.stringify(obj.error));
       if (obj.usage) usage = obj.usage.completion_tokens;
     }
   }
-  return { ttftMs: ttft, tokens: usage };
+  // The last event is the usage chunk, sent with the last token.
+  return { ttftMs: ttft, tpotMs: usage > 1 ? (last - ttft) / (usage - 1) : NaN, tokens: usage };
 }
 
-type Figures = { tokens_per_s: number; ttft_p50_ms: number };
+/** Output tokens/s of the whole run (prefill included), and per stream: TTFT and time per output token after it. */
+type Figures = { tokens_per_s: number; ttft_p50_ms: number; tpot_p50_ms: number };
 
 async function throughput(pod: PodProcess, concurrency: number): Promise<Figures> {
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: concurrency }, () => stream(pod, randomPrompt(promptTokens), maxTokens)));
   const seconds = (performance.now() - t0) / 1000;
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
-  const ttfts = results.map((r) => r.ttftMs).sort((a, b) => a - b);
-  return { tokens_per_s: +(tokens / seconds).toFixed(1), ttft_p50_ms: +ttfts[Math.floor(ttfts.length / 2)]!.toFixed(1) };
+  const p50 = (xs: number[]) => +[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
+  return { tokens_per_s: +(tokens / seconds).toFixed(1), ttft_p50_ms: p50(results.map((r) => r.ttftMs)), tpot_p50_ms: p50(results.map((r) => r.tpotMs)) };
 }
 
 async function startBenchPod(args: string[]): Promise<PodProcess> {
