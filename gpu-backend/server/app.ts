@@ -52,6 +52,8 @@ export interface PodDeps {
 export function createPodApp(d: PodDeps): Hono {
   const app = new Hono();
   const contextLimit = () => d.scheduler.maxSequenceTokens;
+  const cfg = d.model.config;
+  const moeLayers = Array.from({ length: cfg.layers }, (_, l) => l).filter((l) => isMoeLayer(cfg, l));
   const keepaliveMs = d.keepaliveMs ?? 5_000;
   /** Request ids seen within the replay window: a captured signed request cannot be played again. */
   const seen = new TtlCache<string, true>(100_000);
@@ -97,7 +99,6 @@ export function createPodApp(d: PodDeps): Hono {
 
   app.get("/load", (c) => {
     const s = d.scheduler.stats();
-    const cfg = d.model.config;
     return c.json({
       pod: d.podId,
       model: d.modelId,
@@ -109,14 +110,12 @@ export function createPodApp(d: PodDeps): Hono {
       tokens_per_s: +d.metrics.tokensPerSecond().toFixed(2),
       totals: { prompt_tokens: s.promptTokens, generated_tokens: s.generatedTokens, cached_prompt_tokens: s.cachedTokens, preemptions: s.preemptions, steps: s.steps },
       experts: d.model.experts.describe(),
-      expert_tokens: d.model.expertLoad.flatMap((row, layer) => (isMoeLayer(cfg, layer) ? [{ layer, tokens: Array.from(row) }] : [])),
+      expert_tokens: moeLayers.map((layer) => ({ layer, tokens: Array.from(d.model.expertLoad[layer]!) })),
     });
   });
 
   app.get("/metrics", (c) => {
     const s = d.scheduler.stats();
-    const cfg = d.model.config;
-    const moeLayers = Array.from({ length: cfg.layers }, (_, l) => l).filter((l) => isMoeLayer(cfg, l));
     const text = prometheus([
       { name: "pod_requests_waiting", help: "Sequences waiting for admission (the autoscaling signal).", type: "gauge", samples: [{ value: s.waiting }] },
       { name: "pod_requests_running", help: "Sequences being generated.", type: "gauge", samples: [{ value: s.running }] },
