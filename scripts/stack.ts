@@ -50,7 +50,7 @@ export interface Stack {
   gateway: ChildProcess;
   /** Kills a pod abruptly (SIGKILL), as a crash would. */
   killPod(id: string): Promise<void>;
-  /** Starts a pod again on its previous port. */
+  /** Starts a pod again on its previous port (on a fresh one, re-registered, if that was taken meanwhile). */
   restartPod(id: string): Promise<void>;
   stop(): Promise<void>;
   /** Calls the admin API with the stack's token; throws on an error answer other than 409. */
