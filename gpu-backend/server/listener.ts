@@ -1,19 +1,17 @@
 import { serve } from "@hono/node-server";
 import type { Server } from "node:http";
 import { Hono } from "hono";
-import { ApiError, errors } from "../../src/openai/errors.js";
+import { ApiError } from "../../src/openai/errors.js";
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 /** What the pod answers while its model loads: alive, not ready, and every other call a 503 to retry elsewhere. */
 export function loadingApp(podId: string): Hono {
   const app = new Hono();
-  app.onError((err, c) => (err instanceof ApiError ? c.json(err.toBody(), err.status as 503, err.headers) : c.json(errors.internal().toBody(), 500)));
   app.get("/livez", (c) => c.json({ status: "alive", pod: podId }));
   app.get("/health", (c) => c.json({ status: "loading", pod: podId }, 503));
-  app.all("*", () => {
-    throw new ApiError(503, "The model is still loading; retry on another pod.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
-  });
+  const unavailable = new ApiError(503, "The model is still loading; retry on another pod.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
+  app.all("*", (c) => c.json(unavailable.toBody(), 503, unavailable.headers));
   return app;
 }
 
