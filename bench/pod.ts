@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { EventSourceParserStream } from "eventsource-parser/stream";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
 import { ensureBenchModel } from "./bench-model.js";
@@ -49,22 +50,16 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
   let ttft = -1;
   let last = 0;
   let usage = 0;
-  const decoder = new TextDecoder();
-  let buf = "";
-  const reader = res.body.getReader();
-  for (let r = await reader.read(); !r.done; r = await reader.read()) {
-    buf += decoder.decode(r.value, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
-      const ev = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      if (!ev.startsWith("data: {")) continue; // keepalive comments are not tokens
-      last = performance.now() - t0;
-      if (ttft < 0) ttft = last;
-      const obj = JSON.parse(ev.slice(6)) as { usage?: { completion_tokens: number } | null; error?: unknown };
-      if (obj.error) throw new Error(JSON.stringify(obj.error));
-      if (obj.usage) usage = obj.usage.completion_tokens;
-    }
+  // Comments (keepalives) are not events, so every event but `[DONE]` is a token chunk or the usage chunk.
+  const events = res.body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()).getReader();
+  for (let r = await events.read(); !r.done; r = await events.read()) {
+    const data = r.value.data;
+    if (data === "[DONE]") continue;
+    last = performance.now() - t0;
+    if (ttft < 0) ttft = last;
+    const obj = JSON.parse(data) as { usage?: { completion_tokens: number } | null; error?: unknown };
+    if (obj.error) throw new Error(JSON.stringify(obj.error));
+    if (obj.usage) usage = obj.usage.completion_tokens;
   }
   // The last event is the usage chunk, sent with the last token.
   return { ttftMs: ttft, tpotMs: usage > 1 ? (last - ttft) / (usage - 1) : NaN, tokens: usage };
