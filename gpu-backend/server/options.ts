@@ -28,7 +28,7 @@ export const PodOptionsSchema = z.object({
   epReplicas: z.coerce.number().int().min(0).default(0),
   /** Steps of a layer between replica decisions. */
   epRebalanceEvery: z.coerce.number().int().positive().default(200),
-  expertGrouping: z.coerce.boolean().default(true),
+  expertGrouping: z.boolean().default(true),
   blockSize: z.coerce.number().int().positive().default(16),
   /** KV blocks; default: enough for `kvTokens` tokens. */
   kvBlocks: z.coerce.number().int().positive().optional(),
