@@ -6,7 +6,7 @@ import { buildExpertGraph } from "./kernels/block-graph.js";
 import type { KernelRuntime, KernelSession } from "./kernels/runtime.js";
 
 /**
- * Routed experts held by one thread, and how it runs them. Grouped: one fused session per layer over the
+ * Routed experts held by one thread, and how it runs them. Grouped: one fused group per layer over the
  * experts held (rebuilt when a replica arrives). Per-token (the baseline): one session per expert, one run
  * per row. Serves the in-process executor (every expert) and each expert-parallel rank (its shard).
  */
@@ -92,7 +92,9 @@ export class ExpertShard {
 
   /** How many sessions hold its experts (for `/load`). */
   get sessionCount(): number {
-    return this.groups.size + this.sessions.size;
+    let n = this.sessions.size;
+    for (const g of this.groups.values()) n += g.sessionCount;
+    return n;
   }
 
   async close(): Promise<void> {

@@ -17,9 +17,9 @@ export interface ExpertExecutor {
 
 /**
  * Routed experts in this thread: one shard holding every expert, run as `planExpertRuns` lays them out —
- * `grouped` as one fused session per MoE layer over all its routed rows (the point of expert-parallel
- * batching), `per-token` as one single-expert session call per (token, expert) pair, the naive loop kept as
- * the benchmark's baseline.
+ * `grouped` as one fused run per MoE layer over all its routed rows (the point of expert-parallel batching;
+ * layers past `MAX_PART_BYTES` of weights take a run per part), `per-token` as one single-expert session call
+ * per (token, expert) pair, the naive loop kept as the benchmark's baseline.
  */
 export class LocalExperts implements ExpertExecutor {
   private constructor(private readonly shard: ExpertShard, private readonly mode: ExpertMode) {}

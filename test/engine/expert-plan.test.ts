@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bucketByExpert, combineSlots, planExpertRuns } from "../../gpu-backend/engine/expert-plan.js";
+import { partitionExperts } from "../../gpu-backend/engine/expert-group.js";
 
 const f = (xs: number[]) => Float32Array.from(xs);
 
@@ -36,5 +37,20 @@ describe("planExpertRuns", () => {
     expect([...part.index].map(Number)).toEqual([2, 2, 0, 2, 1, 2]);
     expect([...part.weight].map((w) => +w.toFixed(2))).toEqual([0, 0, 0.4, 0, 0.5, 0]);
     expect(() => combineSlots(plan, 3, 1)).toThrow(/more than 1 expert pairs/);
+  });
+});
+
+describe("partitionExperts", () => {
+  const experts = Array.from({ length: 10 }, (_, i) => 2 * i);
+
+  it("keeps a layer whole while it fits, and otherwise splits it in order into near-equal parts within the bytes", () => {
+    expect(partitionExperts(experts, 100, 1000)).toEqual([experts]);
+    const parts = partitionExperts(experts, 100, 350); // three experts a part at most → four parts
+    expect(parts.map((p) => p.length)).toEqual([3, 3, 2, 2]);
+    expect(parts.flat()).toEqual(experts);
+  });
+
+  it("gives an expert larger than the bytes a part of its own", () => {
+    expect(partitionExperts([4, 7], 500, 100)).toEqual([[4], [7]]);
   });
 });

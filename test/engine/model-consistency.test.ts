@@ -214,7 +214,7 @@ describe("expert execution", () => {
     }
   });
 
-  it("an expert group of any subset equals its experts run one by one and summed by gate weight, and rejects experts it does not hold", async () => {
+  it("an expert group of any subset, whole or split into parts, equals its experts run one by one and summed by gate weight, and rejects experts it does not hold", async () => {
     const m = models.v3!;
     const ckpt = new Checkpoint(join(dir, "v3"));
     const H = m.config.hidden;
@@ -234,9 +234,12 @@ describe("expert execution", () => {
       return plan;
     };
     try {
-      for (const experts of [[3], [1, 5, 9], [0, 15]]) {
-        const group = await ExpertGroup.create(m.runtime, ckpt, m.config, 1, experts);
-        const plan = planFor(experts);
+      const expertBytes = 3 * H * m.config.moeIntermediate * 4;
+      // Whole (one session), and split: at most two experts' weights a part, so [1, 5, 9] runs as [1, 5] then [9].
+      for (const [experts, maxPartBytes, sessions] of [[[3], undefined, 1], [[1, 5, 9], undefined, 1], [[0, 15], undefined, 1], [[1, 5, 9], 2 * expertBytes, 2], [[0, 15], expertBytes, 2]] as const) {
+        const group = await ExpertGroup.create(m.runtime, ckpt, m.config, 1, experts, maxPartBytes);
+        expect(group.sessionCount).toBe(sessions);
+        const plan = planFor([...experts]);
         const got = await group.run(plan, hn, base);
         const want = base.slice();
         for (const [, e, first, n] of plan.tasks) {
@@ -247,7 +250,14 @@ describe("expert execution", () => {
         }
         expect(maxDiff(got, want)).toBeLessThan(1e-5);
         await expect(group.run(planFor([2]), hn, base)).rejects.toThrow(/not loaded here/);
-        if (experts.length > 1) await expect(group.run(planFor([experts[1]!, experts[0]!]), hn, base)).rejects.toThrow(/ascending/);
+        if (experts.length > 1) await expect(group.run(planFor([experts.at(-1)!, experts[0]!]), hn, base)).rejects.toThrow(/ascending/);
+        // Only some parts' experts routed to: the others are not run, and base comes back plus what was.
+        const one = planFor([experts.at(-1)!]);
+        const single = await m.runtime.createSession(buildExpertGraph(m.config, ckpt, 1, experts.at(-1)!), "single");
+        const y = (await single.run({ x: { data: hn.subarray(0, H), dims: [1, H] } })).y!;
+        await single.release();
+        expect(maxDiff(await group.run(one, hn, base), base.map((v, i) => (i < H ? v + one.weights[0]! * y[i]! : v)))).toBeLessThan(1e-5);
+        expect(await group.run({ rows: [], weights: [], tasks: [] }, hn, base)).toEqual(base);
         await group.release();
       }
     } finally {

@@ -31,6 +31,9 @@ const ELEM: Record<ElemType, number> = {
 
 export type Dim = number | string;
 
+/** The largest serialized model onnxruntime loads (a protobuf message is limited to 2 GiB). */
+const MAX_MODEL_BYTES = 2 ** 31 - 1;
+
 function attribute(name: string, a: Attr): IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
@@ -136,12 +139,18 @@ export class GraphBuilder {
   }
 
   build(): Uint8Array {
+    // onnxruntime refuses a model over 2 GB; saying which graph is too large beats its generic message.
+    const tooLarge = (bytes: number) => new Error(`graph ${this.name} is ${(bytes / 2 ** 30).toFixed(2)} GiB: onnxruntime loads models of at most 2 GiB`);
+    const weightBytes = this.inits.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
+    if (weightBytes > MAX_MODEL_BYTES) throw tooLarge(weightBytes);
     const model: IModelProto = {
       irVersion: 8,
       producerName: "moe-edge-engine",
       opsetImport: [{ domain: "", version: 17 }],
       graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
     };
-    return onnx.ModelProto.encode(model).finish();
+    const bytes = onnx.ModelProto.encode(model).finish();
+    if (bytes.byteLength > MAX_MODEL_BYTES) throw tooLarge(bytes.byteLength);
+    return bytes;
   }
 }
