@@ -44,7 +44,6 @@ export class ExpertGroup {
 
   private constructor(
     readonly layer: number,
-    readonly experts: readonly number[],
     private readonly parts: readonly Part[],
     private readonly hidden: number,
     /** Most (token, expert) pairs a token has: the model's top-k. */
@@ -65,7 +64,7 @@ export class ExpertGroup {
       for (const p of parts) await p.session.release();
       throw e;
     }
-    return new ExpertGroup(layer, sorted, parts, cfg.hidden, cfg.topK);
+    return new ExpertGroup(layer, parts, cfg.hidden, cfg.topK);
   }
 
   /** How many sessions hold its experts. */
