@@ -101,11 +101,7 @@ export class ExpertGroup {
     const from = tasks[0]![2];
     const last = tasks.at(-1)!;
     const to = last[2] + last[3];
-    const sub: ExpertPlan = {
-      rows: plan.rows.slice(from, to),
-      weights: plan.weights.slice(from, to),
-      tasks: tasks.map(([l, e, row, n]) => [l, e, row - from, n]),
-    };
+    const sub = { rows: plan.rows.slice(from, to), weights: plan.weights.slice(from, to) };
     const counts = new BigInt64Array(part.experts.length);
     for (const [, expert, , n] of tasks) counts[this.where.get(expert)!.slot] = BigInt(n);
     const T = hn.length / this.hidden;

@@ -68,7 +68,7 @@ export function planExpertRuns(layer: number, buckets: readonly ExpertBucket[], 
  * the run's output rows) with its gate weight, or index `plan.rows.length` (a zero row) with weight 0 when
  * the token has fewer pairs in this plan (another rank holds them).
  */
-export function combineSlots(plan: ExpertPlan, tokens: number, slots: number): { index: BigInt64Array; weight: Float32Array } {
+export function combineSlots(plan: Pick<ExpertPlan, "rows" | "weights">, tokens: number, slots: number): { index: BigInt64Array; weight: Float32Array } {
   const index = new BigInt64Array(tokens * slots).fill(BigInt(plan.rows.length));
   const weight = new Float32Array(tokens * slots);
   const used = new Uint16Array(tokens);
