@@ -38,7 +38,7 @@ interface StreamResult {
   tokens: number;
 }
 
-/** One streamed completion; counts content chunks as tokens (the pod sends one per token). */
+/** One streamed completion: its TTFT, TPOT, and completion tokens as its usage chunk counts them. */
 async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "bench"): Promise<StreamResult> {
   const t0 = performance.now();
   const res = await fetch(`${pod.url}/v1/completions`, {
