@@ -27,12 +27,6 @@ interface BlockTables {
   sharedRows: number;
 }
 
-interface LayerBlocks {
-  decode: KernelSession;
-  chunk: KernelSession;
-  longChunk: KernelSession;
-}
-
 /** One sequence's share of a forward step. */
 export interface SequenceStep {
   /** New tokens, at positions past, past+1, … */
@@ -74,8 +68,8 @@ export class DeepSeekModel {
     readonly config: ModelConfig,
     readonly runtime: KernelRuntime,
     private readonly embed: Float32Array,
-    /** Per layer: sessions for the batched decode group, short prefill chunks and long ones. */
-    private readonly blocks: LayerBlocks[],
+    /** Per layer: its block graph (every attention group: decode, short and long prefill chunks). */
+    private readonly blocks: KernelSession[],
     private readonly head: KernelSession,
     private readonly gateBias: (Float32Array | null)[],
     readonly experts: ExpertExecutor,
@@ -97,18 +91,13 @@ export class DeepSeekModel {
         ...(opts.pinThreads !== undefined ? { pinThreads: opts.pinThreads } : {}),
       });
       const embed = ckpt.get("model.embed_tokens.weight", [cfg.vocabSize, cfg.hidden]);
-      const blocks: LayerBlocks[] = [];
+      const blocks: KernelSession[] = [];
       const gateBias: (Float32Array | null)[] = [];
       for (let l = 0; l < cfg.layers; l++) {
-        // Decode groups run many short kernels on a pool that spins for the run; chunks are GEMMs on a
-        // sleeping pool. Attention reads the latents directly (absorbed MLA) unless a chunk brings enough
-        // queries to repay decompressing every key and value per head (expanded).
-        const absorbed = buildBlockGraph(cfg, ckpt, l, "absorbed");
-        blocks.push({
-          decode: await runtime.createSession(absorbed, "streaming"),
-          chunk: await runtime.createSession(absorbed, "pooled"),
-          longChunk: await runtime.createSession(buildBlockGraph(cfg, ckpt, l, "expanded"), "pooled"),
-        });
+        // One session a layer holds its weights once, whichever attention form a group takes. Its pool spins
+        // for the run: decode groups are many short kernels, and prefill chunks were as fast as on a sleeping
+        // pool (bench model, 2-core VM, interleaved runs).
+        blocks.push(await runtime.createSession(buildBlockGraph(cfg, ckpt, l, EXPANDED_ATTENTION_MIN_TOKENS), "streaming"));
         const biasName = `model.layers.${l}.mlp.gate.e_score_correction_bias`;
         gateBias.push(isMoeLayer(cfg, l) && cfg.topkMethod === "noaux_tc" && ckpt.has(biasName) ? ckpt.get(biasName, [cfg.routedExperts]) : null);
       }
@@ -322,17 +311,14 @@ export class DeepSeekModel {
       rows = { table: { data: BigInt64Array.from(group, (_, b) => BigInt(b)), dims: [B, 1] }, shared: { data: new BigInt64Array(0), dims: [0] }, sharedRows: 0 };
     }
     const pastLen = Float32Array.from(group, (s) => s.past - rows.sharedRows);
-    const block = this.blocks[l]!;
-    const tq = (r1 - r0) / B;
-    const absorbed = tq < EXPANDED_ATTENTION_MIN_TOKENS;
-    return (tq === 1 ? block.decode : absorbed ? block.chunk : block.longChunk).run({
+    return this.blocks[l]!.run({
       x: { data: x.subarray(r0 * H, r1 * H), dims: [r1 - r0, H] },
       cos: { data: cos.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       sin: { data: sin.subarray(r0 * half, r1 * half), dims: [r1 - r0, half] },
       pool,
       table: rows.table,
       past_len: { data: pastLen, dims: [B] },
-      ...(absorbed ? { shared_table: rows.shared } : {}),
+      shared_table: rows.shared,
     });
   }
 
@@ -350,7 +336,7 @@ export class DeepSeekModel {
   }
 
   async close(): Promise<void> {
-    for (const b of this.blocks) for (const session of Object.values(b)) await session.release();
+    for (const session of this.blocks) await session.release();
     await this.head.release();
     await this.experts.close();
   }

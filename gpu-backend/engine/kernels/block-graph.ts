@@ -14,7 +14,7 @@ import { gateUpProjection, linear, rmsNorm, ropeInterleaved, swiglu, swigluActiv
  *   pool     [N, S·D]      this layer's cached latents (D = kv_lora + R) in blocks of S rows
  *   table    [B, nb]       each sequence's blocks in position order, padded with a zero block to the longest
  *   past_len [B]           how many of its table's rows (P = nb·S) are real for each sequence
- *   shared_table [ns]      absorbed form only: leading blocks every sequence has, attended once for the group
+ *   shared_table [ns]      leading blocks every sequence has, attended once for the group (absorbed form)
  *                          (`table` and `past_len` then describe what follows them); empty when none
  * The graph gathers `past [B, P, D]` from the pool itself: copying the rows is the one pass over the cache that
  * attention cannot avoid, and onnxruntime's Gather makes it on the pool's threads instead of JavaScript's one
@@ -24,11 +24,13 @@ import { gateUpProjection, linear, rmsNorm, ropeInterleaved, swiglu, swigluActiv
  *   dense layer:  out [T, H]  the residual stream leaving the layer
  *   MoE layer:    base [T, H] residual + shared experts; hn [T, H] expert input; scores [T, E] gate scores
  *
- * `absorbed` (decode): kv_b_proj's key part is folded into the query and its value part applied after
- * attention, so keys and values are the cached latents themselves. `expanded` (prefill chunks): keys and
- * values are decompressed per head, as in the model's own formulation. Both read and write the same cache.
+ * Attention takes one of two forms, both in this graph behind an `If`, so one session holds the layer's
+ * weights once: `absorbed` (decode, short chunks): kv_b_proj's key part is folded into the query and its value
+ * part applied after attention, so keys and values are the cached latents themselves. `expanded` (chunks of
+ * `expandedMinTokens`+ tokens a sequence, with no shared blocks): keys and values are decompressed per head, as
+ * in the model's own formulation. Both read and write the same cache.
  */
-export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, form: "absorbed" | "expanded" = "absorbed"): Uint8Array {
+export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, expandedMinTokens: number): Uint8Array {
   const H = cfg.hidden;
   const nh = cfg.heads;
   const R = cfg.ropeDim;
@@ -46,6 +48,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const pool = g.input("pool", ["N", "SD"]);
   const table = g.input("table", ["B", "nb"], "int64");
   const pastLen = g.input("past_len", ["B"]);
+  const sharedTable = g.input("shared_table", ["ns"], "int64");
   const past = g.op("Reshape", [g.op("Gather", [pool, table], { axis: A.i(0) }), g.i64([0, -1, D])]); // [B, P, D]
 
   // Group geometry from the inputs: B sequences × Tq tokens.
@@ -113,8 +116,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   // kv_b_proj [nh·(nope+v), kvl] → per head: W_UK [nope, kvl] and W_UV [v, kvl].
   const kvb = W("self_attn.kv_b_proj.weight", [nh * (nope + vd), kvl]);
   const headRows = (h: number) => kvb.subarray(h * (nope + vd) * kvl, (h + 1) * (nope + vd) * kvl);
-  let oFlat: string; // [T, nh·v]
-  if (form === "absorbed") {
+  const absorbedAttention = (): string[] => {
     // Decode: W_UK is folded into each query and W_UV applied after attention, so keys and values are the
     // cached latents themselves (D per position, shared by all heads).
     const wuk = new Float32Array(nh * nope * kvl);
@@ -136,7 +138,6 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     // one system prompt, n choices) come as `shared_table [ns]`, and `table`/`past_len` hold only what follows.
     // The shared rows are gathered once and attended by all the group's queries in one GEMM of B·nh·Tq rows,
     // instead of B GEMMs of nh·Tq rows over B copies (8 rows a GEMM run far below the CPU's GEMM speed).
-    const sharedTable = g.input("shared_table", ["ns"], "int64");
     const shared = g.op("Reshape", [g.op("Gather", [pool, sharedTable], { axis: A.i(0) }), g.i64([-1, D])]); // [Ps, D]
     const Ps = shapeOf(shared, 0);
     const queries = g.op("Reshape", [qRows, g.i64([-1, D])]); // [B·nh·Tq, D]
@@ -159,9 +160,10 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const oRows = g.op("Slice", [attended, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
     const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
     const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
-    oFlat = g.op("Reshape", [oV, g.i64([-1, nh * vd])]);
-  } else {
-    // Prefill chunks: keys and values are decompressed per head once per run, so the quadratic part works
+    return [g.op("Reshape", [oV, g.i64([-1, nh * vd])])];
+  };
+  const expandedAttention = (): string[] => {
+    // Long prefill chunks: keys and values are decompressed per head once per run, so the quadratic part works
     // at nope+R / v per head instead of kvl+R / kvl+R — cheaper when many queries share the keys.
     const wukT = new Float32Array(kvl * nh * nope); // [kvl, nh·nope]
     const wuvT = new Float32Array(kvl * nh * vd); // [kvl, nh·v]
@@ -176,8 +178,8 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
     const keysPerHead = (w: Float32Array, name: string, width: number) => // [B, nh, P+Tq, width]
       g.op("Transpose", [g.op("Reshape", [g.op("MatMul", [latents, g.weight(name, w, [kvl, nh * width])]), g.op("Concat", [B, g.i64([-1, nh, width])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) });
-    const kNope = keysPerHead(wukT, "w_uk_t", nope);
-    const vals = keysPerHead(wuvT, "w_uv_t", vd);
+    const kNope = keysPerHead(wukT, "w_uk_heads", nope);
+    const vals = keysPerHead(wuvT, "w_uv_heads", vd);
     // The shared rope key joins every head's key; the scale goes on the (small) queries. One GEMM then gives
     // the scores, with no extra passes over the [B, nh, Tq, P+Tq] tensor.
     const kPe = g.op("Slice", [keys, g.i64([kvl]), g.i64([D]), g.i64([2])]); // [B, P+Tq, R]
@@ -186,8 +188,12 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const q = g.op("Mul", [perSequenceHeads(g.op("Concat", [qNope!, qPeRot], { axis: A.i(-1) }), nope + R), scale]); // [B, nh, Tq, nope+R]
     const scores4 = g.op("MatMul", [q, g.op("Transpose", [k], { perm: A.ints([0, 1, 3, 2]) })]); // [B, nh, Tq, P+Tq]
     const o = g.op("MatMul", [attend(scores4), vals]); // [B, nh, Tq, v]
-    oFlat = g.op("Reshape", [g.op("Transpose", [o], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh * vd])]);
-  }
+    return [g.op("Reshape", [g.op("Transpose", [o], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh * vd])])];
+  };
+  // Long chunks attend in the expanded form, everything else (decode, short chunks) in the absorbed one; the
+  // shared rows of `shared_table` are read by the absorbed form only, so a group bringing any takes it.
+  const expandedForm = g.op("And", [g.op("GreaterOrEqual", [Tq, g.i64([expandedMinTokens])]), g.op("Equal", [shapeOf(sharedTable, 0), g.i64([0])])]);
+  const [oFlat] = g.ifElse(expandedForm, expandedAttention, absorbedAttention) as [string]; // [T, nh·v]
   const attn = linear(g, oFlat, "o_proj", W("self_attn.o_proj.weight", [H, nh * vd]), H, nh * vd);
   const h = g.op("Add", [x, attn]);
   const hn = rmsNorm(g, h, "post_norm", W("post_attention_layernorm.weight", [H]), cfg.rmsEps);

@@ -40,12 +40,12 @@ export interface KernelSession {
 
 /**
  * How a session uses threads (measured on the benchmark model, native build):
- * - `pooled`: a thread pool that sleeps between kernels — few large kernels per run (lm_head, prefill chunks).
+ * - `pooled`: a thread pool that sleeps between kernels — few large kernels per run (lm_head).
  * - `single`: the calling thread only — short runs where waking a pool costs more than it gives (single-expert
  *   GEMVs of the per-token baseline).
  * - `streaming`: a pool that spins between kernels for the length of a run and stops at its end — many small or
- *   medium kernels back to back (decode attention blocks, a layer's expert group), where sleeping workers would
- *   wake for every one.
+ *   medium kernels back to back (a layer's block, a layer's expert group), where sleeping workers would wake for
+ *   every one; prefill chunks, a few large GEMMs among them, ran as fast on it as on a sleeping pool.
  *   Spinning is never left on after a run: with many sessions on few cores it starves the others (5× slower).
  */
 export type SessionKind = "pooled" | "single" | "streaming";

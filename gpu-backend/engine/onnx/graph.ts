@@ -7,13 +7,15 @@ type IValueInfoProto = OnnxTypes.IValueInfoProto;
 type INodeProto = OnnxTypes.INodeProto;
 type ITensorProto = OnnxTypes.ITensorProto;
 type IModelProto = OnnxTypes.IModelProto;
+type IGraphProto = OnnxTypes.IGraphProto;
 
 /** Attribute values, typed explicitly because ONNX distinguishes INT from FLOAT and lists from scalars. */
 export type Attr =
   | { kind: "i"; v: number }
   | { kind: "f"; v: number }
   | { kind: "ints"; v: number[] }
-  | { kind: "s"; v: string };
+  | { kind: "s"; v: string }
+  | { kind: "g"; v: IGraphProto };
 export const A = {
   i: (v: number): Attr => ({ kind: "i", v }),
   f: (v: number): Attr => ({ kind: "f", v }),
@@ -45,16 +47,19 @@ function attribute(name: string, a: Attr): IAttributeProto {
       return { name, type: T.INTS, ints: a.v };
     case "s":
       return { name, type: T.STRING, s: new TextEncoder().encode(a.v) };
+    case "g":
+      return { name, type: T.GRAPH, g: a.v };
   }
 }
 
-function valueInfo(name: string, type: ElemType, dims: Dim[]): IValueInfoProto {
+/** `dims` null: a tensor of any shape. */
+function valueInfo(name: string, type: ElemType, dims: Dim[] | null): IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
         elemType: ELEM[type],
-        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+        ...(dims ? { shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) } } : {}),
       },
     },
   };
@@ -65,7 +70,7 @@ function valueInfo(name: string, type: ElemType, dims: Dim[]): IValueInfoProto {
  * pre-pack), and nodes. Intermediate names are generated, so graphs read like straight-line code.
  */
 export class GraphBuilder {
-  private readonly nodes: INodeProto[] = [];
+  private nodes: INodeProto[] = [];
   private readonly inits: ITensorProto[] = [];
   private readonly inputs: IValueInfoProto[] = [];
   private readonly outputs: IValueInfoProto[] = [];
@@ -136,6 +141,30 @@ export class GraphBuilder {
       attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
     });
     return output;
+  }
+
+  /**
+   * `If`: at run time, only the branch that `cond` (a one-element bool) picks runs. Each callback adds its
+   * branch's nodes and returns its float outputs (as many in both); it may use any value built before. Weights
+   * and constants made in a branch join this graph's initializers, which ONNX lets subgraphs read, so one copy
+   * of every weight serves both branches.
+   */
+  ifElse(cond: string, then: () => string[], otherwise: () => string[]): string[] {
+    const branch = (name: string, body: () => string[]): IGraphProto => {
+      const outer = this.nodes;
+      this.nodes = [];
+      try {
+        // A branch output must be produced inside it, so each is renamed there (it may be an outer value).
+        const output = body().map((v) => this.op("Identity", [v]));
+        return { name: `${this.name}_${name}`, node: this.nodes, output: output.map((o) => valueInfo(o, "float", null)) };
+      } finally {
+        this.nodes = outer;
+      }
+    };
+    const thenBranch = branch(`then${this.counter}`, then);
+    const elseBranch = branch(`else${this.counter}`, otherwise);
+    if (thenBranch.output!.length !== elseBranch.output!.length) throw new Error("If branches must have as many outputs");
+    return this.opN("If", [cond], thenBranch.output!.length, { then_branch: { kind: "g", v: thenBranch }, else_branch: { kind: "g", v: elseBranch } });
   }
 
   build(): Uint8Array {
