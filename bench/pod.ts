@@ -116,7 +116,7 @@ async function prefixTtft(pod: PodProcess) {
 }
 
 /**
- * One `--ep` setting: a grouped pod and a per-token pod run side by side (an idle pod uses no CPU). The
+ * One `--ep` setting on its grouped and per-token pods (every pod runs throughout; an idle pod uses no CPU). The
  * figures behind the ratios (1 and 32 streams grouped, 32 per-token) are measured in `rounds` interleaved
  * rounds, so a host whose speed drifts over minutes (shared VMs) skews numerator and denominator alike;
  * each ratio is the median of its per-round ratios.
