@@ -213,14 +213,32 @@ describe("rate limits (one Durable Object per tenant)", () => {
     // Deterministic, so the second waits for the first's answer (the edge cache coalesces them).
     const body = { model: "test-big", messages: [{ role: "user", content: "hold" }], max_tokens: 16, temperature: 0 };
     const leader = new AbortController();
-    const follower = new AbortController();
     const first = gw("/v1/chat/completions", { ...authed(keys[0]!, body), signal: leader.signal }).catch((e: unknown) => e);
     await upstreamSaw(tenant);
-    const second = gw("/v1/chat/completions", { ...authed(keys[0]!, body), signal: follower.signal }).catch((e: unknown) => e);
-    // Both slots taken once the second is admitted.
-    for (let r = await chat(keys[0]!, "test-echo", "probe"); r.status !== 429; r = await chat(keys[0]!, "test-echo", "probe")) await r.text();
-    follower.abort();
-    await second;
+    // Both slots are taken once the follower is admitted; probes find that out. A probe holds the second slot for
+    // a moment, so a follower arriving then is refused (429, at once) rather than admitted: send another.
+    for (let attempt = 1; ; attempt++) {
+      const follower = new AbortController();
+      let refused = false;
+      const second = gw("/v1/chat/completions", { ...authed(keys[0]!, body), signal: follower.signal }).then(
+        (r) => ((refused = r.status === 429), r),
+        (e: unknown) => e,
+      );
+      let probe = await chat(keys[0]!, "test-echo", "probe");
+      while (probe.status !== 429 && !refused) {
+        await probe.text();
+        probe = await chat(keys[0]!, "test-echo", "probe");
+      }
+      await probe.text();
+      if (refused && attempt < 10) {
+        await ((await second) as Response).text();
+        continue;
+      }
+      expect(refused).toBe(false);
+      follower.abort();
+      await second;
+      break;
+    }
     expect((await admittedAgain(keys[0]!)).status).toBe(200);
     leader.abort();
     await first;
