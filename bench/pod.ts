@@ -15,7 +15,8 @@ import { ensureBenchModel } from "./bench-model.js";
  * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
  * The client (this process) drives the streams at `--client-nice` (default 19, the lowest priority) once the pods
  * run: where it shares the pods' cores, the events it handles would otherwise preempt their step's threads
- * (2-core VM, 32 streams: a pod's step took 66 → 58 ms), which no remote client does; 0 measures it at theirs.
+ * (2-core VM, 32 streams: a pod's forward pass took 66–69 → 58 ms a step), which no remote client does; 0
+ * measures it at theirs.
  */
 const { values } = parseArgs({
   options: {
