@@ -12,6 +12,11 @@ import { combineSlots, type ExpertPlan, type ExpertTask } from "./expert-plan.js
  */
 export const MAX_PART_BYTES = 512 * 2 ** 20;
 
+/** One routed expert's weights as a session holds them: gate, up and down projections in F32. */
+export function expertWeightBytes(cfg: ModelConfig): number {
+  return 3 * cfg.hidden * cfg.moeIntermediate * 4;
+}
+
 /** `sorted` in consecutive parts of near-equal size, each within `maxBytes` (an expert larger than that alone). */
 export function partitionExperts(sorted: readonly number[], bytesEach: number, maxBytes: number): number[][] {
   const perPart = Math.max(1, Math.floor(maxBytes / bytesEach));
@@ -57,7 +62,7 @@ export class ExpertGroup {
     if (sorted.length === 0) throw new Error(`no experts to load for layer ${layer}`);
     const parts: Part[] = [];
     try {
-      for (const part of partitionExperts(sorted, 3 * cfg.hidden * cfg.moeIntermediate * 4, maxPartBytes)) {
+      for (const part of partitionExperts(sorted, expertWeightBytes(cfg), maxPartBytes)) {
         parts.push({ experts: part, session: await runtime.createSession(buildExpertGroupGraph(cfg, ckpt, layer, part), "streaming") });
       }
     } catch (e) {

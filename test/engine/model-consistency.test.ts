@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Checkpoint } from "../../gpu-backend/engine/checkpoint.js";
-import { ExpertGroup } from "../../gpu-backend/engine/expert-group.js";
+import { ExpertGroup, expertWeightBytes } from "../../gpu-backend/engine/expert-group.js";
 import type { ExpertPlan } from "../../gpu-backend/engine/expert-plan.js";
 import { LocalExperts } from "../../gpu-backend/engine/experts.js";
 import { buildExpertGraph } from "../../gpu-backend/engine/kernels/block-graph.js";
@@ -234,7 +234,7 @@ describe("expert execution", () => {
       return plan;
     };
     try {
-      const expertBytes = 3 * H * m.config.moeIntermediate * 4;
+      const expertBytes = expertWeightBytes(m.config);
       // Whole (one session), and split: at most two experts' weights a part, so [1, 5, 9] runs as [1, 5] then [9].
       for (const [experts, maxPartBytes, sessions] of [[[3], undefined, 1], [[1, 5, 9], undefined, 1], [[0, 15], undefined, 1], [[1, 5, 9], 2 * expertBytes, 2], [[0, 15], expertBytes, 2]] as const) {
         const group = await ExpertGroup.create(m.runtime, ckpt, m.config, 1, experts, maxPartBytes);
