@@ -1,9 +1,12 @@
 import { getPriority, setPriority } from "node:os";
 import { parseArgs } from "node:util";
 import { EventSourceParserStream } from "eventsource-parser/stream";
+import { readFileSync } from "node:fs";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
+import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
-import { ensureBenchModel } from "./bench-model.js";
+import { decodeStepParameters } from "../gpu-backend/engine/tensor-names.js";
+import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
 
 /**
  * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N] [--rounds 3] [--client-nice 19]`
@@ -17,6 +20,8 @@ import { ensureBenchModel } from "./bench-model.js";
  * run: where it shares the pods' cores, the events it handles would otherwise preempt their step's threads
  * (2-core VM, 32 streams: a pod's forward pass took 66–69 → 58 ms a step), which no remote client does; 0
  * measures it at theirs.
+ * `ratios.weight_read_bound_c32_over_c1` is what c32 ÷ c1 would be if every decode step took exactly the time to
+ * stream the weights it reads (`decodeStepParameters`): a step of 32 tokens reads the experts any of them picks.
  */
 const { values } = parseArgs({
   options: {
@@ -34,6 +39,7 @@ const maxTokens = Number(values["max-tokens"]);
 const promptTokens = Number(values["prompt-tokens"]);
 const clientNice = Number(values["client-nice"]);
 const MODEL = "bench-moe";
+const cfg = parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
 const dir = ensureBenchModel();
 const rng = new Rng(17);
 const randomPrompt = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * 16000));
@@ -193,6 +199,7 @@ const report = {
   ratios: {
     ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.ratios])),
     ...Object.fromEntries(others.map((k) => [`${k}_over_${first}`, Object.fromEntries(levels.map((c) => [`c${c}`, +(tps(runs[k]!.grouped, c) / tps(runs[first!]!.grouped, c)).toFixed(2)]))])),
+    weight_read_bound_c32_over_c1: +((32 * decodeStepParameters(cfg, 1)) / decodeStepParameters(cfg, 32)).toFixed(2),
     prefix_cached_over_uncached_ttft: (runs[first!]!.grouped.prefix_2k as { cached_over_uncached: number }).cached_over_uncached,
   },
 };

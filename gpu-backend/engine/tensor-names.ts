@@ -50,17 +50,26 @@ export function expectedTensors(c: ModelConfig): TensorSpec[] {
   return out;
 }
 
-/** Parameters per token that a forward pass touches (routed experts: top-k of them), and in total. */
-export function parameterCounts(c: ModelConfig): { total: number; active: number } {
-  let total = 0;
-  let active = 0;
+/**
+ * Parameters a decode step of `batch` tokens reads, in expectation when routing spreads tokens evenly: each
+ * routed expert when any of the tokens picks it (probability 1 − (1 − k/E)^batch), one embedding row per token
+ * (the whole table when the head shares it), every other weight once. `batch` × the one-token figure ÷ this
+ * bounds how many times its tokens/s batching can give an engine whose steps stream their weights from memory.
+ */
+export function decodeStepParameters(c: ModelConfig, batch: number): number {
+  const picked = 1 - (1 - c.topK / c.routedExperts) ** batch;
+  let n = 0;
   for (const t of expectedTensors(c)) {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    total += n;
-    const m = /\.mlp\.experts\.(\d+)\./.exec(t.name);
-    if (m) active += (n * c.topK) / c.routedExperts;
-    else if (t.name === "model.embed_tokens.weight") active += c.hidden; // one row is read per token
-    else active += n;
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    if (/\.mlp\.experts\.\d+\./.test(t.name)) n += size * picked;
+    else if (t.name === "model.embed_tokens.weight" && !c.tieEmbeddings) n += Math.min(batch, c.vocabSize) * c.hidden;
+    else n += size;
   }
-  return { total, active };
+  return n;
+}
+
+/** Parameters in all, and those one token's forward pass reads (`active`: routed experts, top-k of them). */
+export function parameterCounts(c: ModelConfig): { total: number; active: number } {
+  const total = expectedTensors(c).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  return { total, active: decodeStepParameters(c, 1) };
 }
