@@ -12,6 +12,17 @@ export interface SchedulerOptions {
   blockSize: number;
 }
 
+/** What a step did, reported after it (see `Scheduler.onStep`). */
+export interface StepReport {
+  /** Tokens sampled (one per sequence that reached a new token). */
+  sampled: number;
+  /** Tokens the model computed: decode tokens and prefill chunks. */
+  tokens: number;
+  seconds: number;
+  /** The model's forward pass alone. */
+  forwardSeconds: number;
+}
+
 export interface SchedulerStats {
   waiting: number;
   running: number;
@@ -42,8 +53,8 @@ export class Scheduler {
   private loop: Promise<void> | null = null;
   private stopping = false;
   private readonly totals = { promptTokens: 0, generatedTokens: 0, cachedTokens: 0, preemptions: 0, steps: 0 };
-  /** Called after each step with the number of tokens sampled in it. */
-  onStep: ((sampled: number) => void) | null = null;
+  /** Called after each step that ran the model. */
+  onStep: ((report: StepReport) => void) | null = null;
 
   constructor(private readonly model: DeepSeekModel, private readonly opts: SchedulerOptions) {
     this.pool = new BlockPool(opts.numBlocks, opts.blockSize);
@@ -151,6 +162,7 @@ export class Scheduler {
   }
 
   private async step(): Promise<void> {
+    const started = performance.now();
     this.reapCancelled();
     let work: { seq: Sequence; n: number }[] = [];
 
@@ -206,7 +218,9 @@ export class Scheduler {
       temperature: seq.sampler.headTemperature(),
     }));
     // The outputs are read below, before this scheduler's next step: the model may reuse their buffers.
+    const forwardStarted = performance.now();
     const { logits, probs } = await this.model.forward(steps, { reuseOutputs: true });
+    const forwardSeconds = (performance.now() - forwardStarted) / 1000;
     this.totals.steps++;
 
     const V = this.model.config.vocabSize;
@@ -224,7 +238,7 @@ export class Scheduler {
       sampled++;
       if (reason) this.finish(seq, reason);
     });
-    this.onStep?.(sampled);
+    this.onStep?.({ sampled, tokens: steps.reduce((a, s) => a + s.tokens.length, 0), seconds: (performance.now() - started) / 1000, forwardSeconds });
   }
 
   private sampleNext(seq: Sequence, logits: Float32Array, probs: Float32Array | null | undefined): FinishReason | null {

@@ -133,6 +133,7 @@ export function createPodApp(d: PodDeps): Hono {
         return { labels: { route: route!, status: status! }, value: v };
       }) },
       { name: "pod_generations_total", help: "Generations by how they ended (the HTTP status is sent before the end).", type: "counter", samples: [...d.metrics.generations].map(([outcome, v]) => ({ labels: { outcome }, value: v })) },
+      ...d.metrics.latencyFamilies(),
       ...expertMetrics(d.model.expertLoad, moeLayers),
       ...processMetrics(),
     ]);
@@ -187,6 +188,7 @@ export function createPodApp(d: PodDeps): Hono {
     new ApiError(503, `This pod's queue is full (${d.maxWaiting} sequences waiting at most); retry on another.`, { code: "pod_overloaded", headers: { "retry-after": "1" } });
 
   async function handle(c: Context, kind: "chat" | "completion"): Promise<Response> {
+    const receivedAt = performance.now();
     if (d.state.draining) throw new ApiError(503, "This pod is draining; retry on another.", { code: "pod_unavailable", headers: { "retry-after": "1" } });
     const tenant = c.req.header("x-tenant-id") || "anonymous";
     // Refused before its body is read or tokenized when even one more sequence would not fit.
@@ -224,6 +226,8 @@ export function createPodApp(d: PodDeps): Hono {
       requestId: c.req.header("x-request-id") || crypto.randomUUID(),
       eosIds: d.codec.eosIds,
       decode: (ids: number[]) => d.codec.decode(ids),
+      receivedAt,
+      latency: d.metrics.latency,
     };
     const stream = parsed.stream === true;
     const fmt = new ChoiceFormatter(kind, d.modelId, d.codec, choices, plan.echo, plan.n, d.model.runtime.backend, stream);

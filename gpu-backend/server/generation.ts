@@ -15,12 +15,25 @@ export interface GenerationHandlers {
   onFailure(error: Error, usage: Usage): void;
 }
 
+/** Where a generation's latencies go (the pod's histograms), in seconds. */
+export interface LatencyObserver {
+  /** The request's arrival → its first token, of any choice. */
+  firstToken(seconds: number): void;
+  /** Between two consecutive tokens of one choice. */
+  interToken(seconds: number): void;
+  /** The request's arrival → its last choice's end, when every choice ended normally. */
+  completed(seconds: number): void;
+}
+
 export interface GenerationContext {
   tenant: string;
   salt: string;
   requestId: string;
   eosIds: number[];
   decode: (ids: number[]) => string;
+  /** When the request arrived (`performance.now()`), and where its latencies are recorded. */
+  receivedAt: number;
+  latency?: LatencyObserver;
 }
 
 /**
@@ -41,6 +54,8 @@ export class Generation {
   private failed = false;
   /** Why `cancel` was called, when its caller said: the request's failure then reports it. */
   private cancelReason: Error | null = null;
+  /** When each choice's latest token came (`performance.now()`); empty until the request's first. */
+  private readonly lastTokenAt = new Map<number, number>();
 
   constructor(private readonly scheduler: Scheduler, private readonly plan: GenerationPlan, private readonly ctx: GenerationContext, private readonly h: GenerationHandlers) {
     this.remaining = plan.prompts.length * plan.n;
@@ -77,6 +92,7 @@ export class Generation {
       decode: ctx.decode,
       sink: {
         onToken: (delta, sampled) => {
+          this.timeToken(choice);
           if (first) this.releaseOthers(p);
           this.h.onDelta(choice, delta, sampled);
         },
@@ -87,6 +103,14 @@ export class Generation {
       },
     }, front);
     this.seqs.push(seq);
+  }
+
+  private timeToken(choice: number): void {
+    const now = performance.now();
+    const last = this.lastTokenAt.get(choice);
+    if (last !== undefined) this.ctx.latency?.interToken((now - last) / 1000);
+    else if (this.lastTokenAt.size === 0) this.ctx.latency?.firstToken((now - this.ctx.receivedAt) / 1000);
+    this.lastTokenAt.set(choice, now);
   }
 
   /** Queues prompt `p`'s other choices, once its first has cached the prompt (and only if all is still well). */
@@ -127,7 +151,10 @@ export class Generation {
     this.remaining--;
     if (reason === "stop" || reason === "length") {
       this.h.onChoiceEnd(choice, reason);
-      if (this.remaining === 0 && !this.failed) this.h.onComplete(this.usage());
+      if (this.remaining === 0 && !this.failed) {
+        this.ctx.latency?.completed((performance.now() - this.ctx.receivedAt) / 1000);
+        this.h.onComplete(this.usage());
+      }
       return;
     }
     this.fail(error ?? this.cancelReason ?? new Error(reason === "cancelled" ? "generation was cancelled" : "generation failed"));

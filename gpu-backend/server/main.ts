@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     blockSize: opts.blockSize,
   });
   const metrics = new PodMetrics();
-  scheduler.onStep = (n) => metrics.recordSampled(n);
+  scheduler.onStep = (r) => metrics.recordStep(r);
   scheduler.start();
 
   const { edgeSecrets } = opts;

@@ -61,6 +61,39 @@ describe("pod", () => {
     expect(metrics).toMatch(/^pod_expert_load_imbalance\{layer="1"\} [\d.]+$/m);
   });
 
+  it("histograms time to first token, the gaps between a choice's tokens, whole requests and steps", async () => {
+    const read = async () => {
+      const text = await (await fetch(`${pod.url}/metrics`)).text();
+      const steps = ((await (await fetch(`${pod.url}/load`)).json()) as { totals: { steps: number } }).totals.steps;
+      const value = (series: string) => Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1]);
+      return { text, steps, value };
+    };
+    const before = await read();
+    const complete = async (prompt: string, extra: Record<string, unknown>) => {
+      const res = await fetch(`${pod.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: MODEL, prompt, max_tokens: 6, ignore_eos: true, ...extra }) });
+      expect(res.status).toBe(200);
+      await res.text();
+    };
+    // Four requests, five choices of 6 tokens each: 4 first tokens, 5 × 5 gaps.
+    await Promise.all([complete("a", { stream: true }), complete("b", { stream: true }), complete("c", {}), complete("d", { n: 2, temperature: 1, seed: 3, stream: true })]);
+    const after = await read();
+    const delta = (series: string) => after.value(series) - before.value(series);
+    expect(delta("pod_time_to_first_token_seconds_count")).toBe(4);
+    expect(delta("pod_inter_token_latency_seconds_count")).toBe(25);
+    expect(delta("pod_request_duration_seconds_count")).toBe(4);
+    expect(delta("pod_step_duration_seconds_count")).toBe(after.steps - before.steps);
+    expect(delta("pod_step_forward_seconds_count")).toBe(after.steps - before.steps);
+    expect(delta("pod_step_tokens_sum")).toBeGreaterThanOrEqual(4 + 5 * 5);
+    for (const name of ["pod_time_to_first_token_seconds", "pod_inter_token_latency_seconds", "pod_request_duration_seconds", "pod_step_duration_seconds"]) {
+      const buckets = [...after.text.matchAll(new RegExp(`^${name}_bucket\\{le="[^"]+"\\} (\\d+)$`, "gm"))].map((m) => Number(m[1]));
+      expect(buckets.length).toBeGreaterThan(10);
+      expect(buckets).toEqual([...buckets].sort((a, b) => a - b));
+      expect(buckets.at(-1)).toBe(after.value(`${name}_count`));
+    }
+    // A request is never faster than its first token.
+    expect(delta("pod_request_duration_seconds_sum")).toBeGreaterThan(delta("pod_time_to_first_token_seconds_sum"));
+  });
+
   it("batch invariance: greedy outputs of concurrent requests equal their one-at-a-time outputs", async () => {
     const alone: string[] = [];
     for (const p of prompts) alone.push(await greedy(p));
