@@ -10,10 +10,10 @@ import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
 
 /**
  * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N] [--rounds 3] [--client-nice 19]`
- * Output tokens/s (with TTFT and time per output token) of a real pod on the benchmark model at 1, 8, 32 and 64
- * concurrent streams, with each `--ep` (default 1 and 2, one rank per core on the 2-core reference machine); the
- * same at 32 with the per-token expert loop (grouping disabled) for each; and time to first token for a 2k-token
- * shared prefix, cached vs uncached.
+ * Output tokens/s (with TTFT, time per output token, and the pod's mean step and forward pass) of a real pod
+ * on the benchmark model at 1, 8, 32 and 64 concurrent streams, with each `--ep` (default 1 and 2, one rank per
+ * core on the 2-core reference machine); the same at 32 with the per-token expert loop (grouping disabled) for
+ * each; and time to first token for a 2k-token shared prefix, cached vs uncached.
  * The 1- and 32-stream figures are medians of `--rounds` interleaved rounds (see `measureEp`).
  * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
  * The client (this process) drives the streams at `--client-nice` (default 19, the lowest priority) once the pods
@@ -78,16 +78,38 @@ async function stream(pod: PodProcess, prompt: number[], max: number, tenant = "
   return { ttftMs: ttft, tpotMs: usage > 1 ? (last - ttft) / (usage - 1) : NaN, tokens: usage };
 }
 
-/** Output tokens/s of the whole run (prefill included), and per stream: TTFT and time per output token after it. */
-type Figures = { tokens_per_s: number; ttft_p50_ms: number; tpot_p50_ms: number };
+/**
+ * Output tokens/s of the whole run (prefill included), and per stream: TTFT and time per output token after it;
+ * then the pod's own view of the run's steps (prefill and decode alike, from its `/metrics` histograms): how
+ * many, their mean duration, and the model's forward pass within it (the rest is the pod's scheduling,
+ * sampling and delivery).
+ */
+type Figures = { tokens_per_s: number; ttft_p50_ms: number; tpot_p50_ms: number; steps: number; step_mean_ms: number; forward_mean_ms: number };
+
+/** The pod's step histograms' running totals. */
+async function stepTotals(pod: PodProcess) {
+  const text = await (await fetch(`${pod.url}/metrics`)).text();
+  const value = (series: string) => Number(new RegExp(`^${series} (\\S+)$`, "m").exec(text)?.[1]);
+  return { steps: value("pod_step_duration_seconds_count"), step: value("pod_step_duration_seconds_sum"), forward: value("pod_step_forward_seconds_sum") };
+}
 
 async function throughput(pod: PodProcess, concurrency: number): Promise<Figures> {
+  const before = await stepTotals(pod);
   const t0 = performance.now();
   const results = await Promise.all(Array.from({ length: concurrency }, () => stream(pod, randomPrompt(promptTokens), maxTokens)));
   const seconds = (performance.now() - t0) / 1000;
+  const after = await stepTotals(pod);
   const tokens = results.reduce((a, r) => a + r.tokens, 0);
   const p50 = (xs: number[]) => +[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(1);
-  return { tokens_per_s: +(tokens / seconds).toFixed(1), ttft_p50_ms: p50(results.map((r) => r.ttftMs)), tpot_p50_ms: p50(results.map((r) => r.tpotMs)) };
+  const steps = after.steps - before.steps;
+  return {
+    tokens_per_s: +(tokens / seconds).toFixed(1),
+    ttft_p50_ms: p50(results.map((r) => r.ttftMs)),
+    tpot_p50_ms: p50(results.map((r) => r.tpotMs)),
+    steps,
+    step_mean_ms: +((1000 * (after.step - before.step)) / steps).toFixed(1),
+    forward_mean_ms: +((1000 * (after.forward - before.forward)) / steps).toFixed(1),
+  };
 }
 
 async function startBenchPod(args: string[]): Promise<PodProcess> {
