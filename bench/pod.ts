@@ -1,7 +1,7 @@
+import { readFileSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { parseArgs } from "node:util";
 import { EventSourceParserStream } from "eventsource-parser/stream";
-import { readFileSync } from "node:fs";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
 import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { Rng } from "../gpu-backend/engine/rng.js";

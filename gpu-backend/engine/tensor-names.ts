@@ -53,8 +53,9 @@ export function expectedTensors(c: ModelConfig): TensorSpec[] {
 /**
  * Parameters a decode step of `batch` tokens reads, in expectation when routing spreads tokens evenly: each
  * routed expert when any of the tokens picks it (probability 1 − (1 − k/E)^batch), one embedding row per token
- * (the whole table when the head shares it), every other weight once. `batch` × the one-token figure ÷ this
- * bounds how many times its tokens/s batching can give an engine whose steps stream their weights from memory.
+ * (the whole table when the head shares it), every other weight once. `batch` × the one-token figure ÷ this is
+ * the most that batching can multiply decode tokens/s by, for an engine whose steps stream their weights from
+ * memory.
  */
 export function decodeStepParameters(c: ModelConfig, batch: number): number {
   const picked = 1 - (1 - c.topK / c.routedExperts) ** batch;
