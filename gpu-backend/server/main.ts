@@ -22,6 +22,10 @@ async function main(): Promise<void> {
   const listener = await listen(opts.port, opts.host, loadingApp(opts.podId).fetch);
   const { server, port } = listener;
   log("loading", { port, model: opts.model });
+  // Only node's command line sets it (see POD_COMMAND in scripts/pod-process.ts).
+  if (!process.execArgv.some((a) => a.startsWith("--initial-heap-size"))) {
+    log("node was started without --initial-heap-size=256: under load, a full garbage collection will stall every few steps");
+  }
 
   const model = await DeepSeekModel.load(opts.model, {
     backend: opts.backend,
