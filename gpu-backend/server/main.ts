@@ -22,10 +22,9 @@ async function main(): Promise<void> {
   const listener = await listen(opts.port, opts.host, loadingApp(opts.podId).fetch);
   const { server, port } = listener;
   log("loading", { port, model: opts.model });
-  // Only node's command line sets it (see POD_COMMAND in scripts/pod-process.ts).
-  if (!process.execArgv.some((a) => a.startsWith("--initial-heap-size"))) {
-    log("node was started without --initial-heap-size=256: under load, a full garbage collection will stall every few steps");
-  }
+  // Only node's command line sets them (see POD_COMMAND in scripts/pod-process.ts).
+  const heapFlags = ["--initial-heap-size", "--max-semi-space-size"].filter((f) => !process.execArgv.some((a) => a.startsWith(f)));
+  if (heapFlags.length > 0) log(`node was started without ${heapFlags.join(" and ")}: under load, garbage collections will stall steps (start it as the container image does)`);
 
   const model = await DeepSeekModel.load(opts.model, {
     backend: opts.backend,

@@ -27,4 +27,4 @@ ENV NODE_ENV=production \
     POD_EXECUTION_PROVIDERS=cuda,cpu
 EXPOSE 8100
 # The same command `npm start` runs for each pod (scripts/pod-process.ts: POD_COMMAND); options come from POD_* variables.
-ENTRYPOINT ["node", "--initial-heap-size=256", "--import", "tsx", "gpu-backend/server/main.ts"]
+ENTRYPOINT ["node", "--initial-heap-size=256", "--max-semi-space-size=64", "--import", "tsx", "gpu-backend/server/main.ts"]
