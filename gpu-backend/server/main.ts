@@ -10,7 +10,8 @@ import { PodMetrics } from "./metrics.js";
 import { parsePodOptions } from "./options.js";
 
 /**
- * The GPU backend pod: `tsx gpu-backend/server/main.ts --model DIR [--port 8100] [--ep N] …`
+ * The GPU backend pod: `node --initial-heap-size=256 --max-semi-space-size=64 --import tsx gpu-backend/server/main.ts
+ * --model DIR [--port 8100] [--ep N] …` (the heap flags: see POD_COMMAND in scripts/pod-process.ts).
  * Listens at once (answering "loading" until ready), loads the model, serves the OpenAI-compatible API, drains
  * gracefully on SIGTERM.
  */
