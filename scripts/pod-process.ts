@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
+import { POD_NODE_FLAGS } from "../gpu-backend/server/node-flags.js";
 
 export interface PodProcess {
   url: string;
@@ -12,16 +13,10 @@ export interface PodProcess {
 }
 
 /**
- * How a pod is started, here and in the container image (infra/docker/pod.Dockerfile's ENTRYPOINT), with V8 heap
- * sizes (MB) that V8 takes on the command line only, not from NODE_OPTIONS. Measured on the bench model, 2-core
- * VM, 6 interleaved rounds each, every round faster:
- * - `--initial-heap-size`: under V8's small default the pod's ~20 MB heap met its limit every few steps at 32
- *   streams, and each full collection (~5–8 ms, plus marking threads on the cores the step's pool spins on)
- *   stalled a step: 60 in one 32-stream run, none in four with it. 32 streams +16% tokens/s, 1 stream unchanged.
- * - `--max-semi-space-size`: a young generation that fills less often (fewer scavenges and their helper
- *   threads): +6% tokens/s at 32 streams and at 1; resident memory no higher after four 32-stream runs.
+ * How a pod is started, here and in the container image (infra/docker/pod.Dockerfile's ENTRYPOINT), with the
+ * heap sizes of `POD_NODE_FLAGS`.
  */
-export const POD_COMMAND = ["node", "--initial-heap-size=256", "--max-semi-space-size=64", "--import", "tsx", "gpu-backend/server/main.ts"] as const;
+export const POD_COMMAND = ["node", ...POD_NODE_FLAGS, "--import", "tsx", "gpu-backend/server/main.ts"] as const;
 
 /** Starts a real pod process and resolves once it logs "ready". */
 export function startPod(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 120_000): Promise<PodProcess> {

@@ -7,11 +7,12 @@ import { Scheduler } from "../scheduler/scheduler.js";
 import { createPodApp, type PodState } from "./app.js";
 import { listen, loadingApp } from "./listener.js";
 import { PodMetrics } from "./metrics.js";
+import { missingNodeFlags } from "./node-flags.js";
 import { parsePodOptions } from "./options.js";
 
 /**
  * The GPU backend pod: `node --initial-heap-size=256 --max-semi-space-size=64 --import tsx gpu-backend/server/main.ts
- * --model DIR [--port 8100] [--ep N] …` (the heap flags: see POD_COMMAND in scripts/pod-process.ts).
+ * --model DIR [--port 8100] [--ep N] …` (the heap flags: see `POD_NODE_FLAGS`).
  * Listens at once (answering "loading" until ready), loads the model, serves the OpenAI-compatible API, drains
  * gracefully on SIGTERM.
  */
@@ -23,8 +24,7 @@ async function main(): Promise<void> {
   const listener = await listen(opts.port, opts.host, loadingApp(opts.podId).fetch);
   const { server, port } = listener;
   log("loading", { port, model: opts.model });
-  // Only node's command line sets them (see POD_COMMAND in scripts/pod-process.ts).
-  const heapFlags = ["--initial-heap-size", "--max-semi-space-size"].filter((f) => !process.execArgv.some((a) => a.startsWith(f)));
+  const heapFlags = missingNodeFlags(process.execArgv);
   if (heapFlags.length > 0) log(`node was started without ${heapFlags.join(" and ")}: under load, garbage collections will stall steps (start it as the container image does)`);
 
   const model = await DeepSeekModel.load(opts.model, {
