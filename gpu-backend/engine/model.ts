@@ -38,10 +38,18 @@ export interface SequenceStep {
   logits: "last" | "all" | "none";
   /** When set (> 0), its logits rows also come back as softmax(logits / temperature), in `probs`. */
   temperature?: number | null;
+  /**
+   * False: with a temperature, the caller reads only `probs`. A step whose rows all say so fetches no logits
+   * (at 32 rows of the bench model that spares a 2 MB copy a step). Default true.
+   */
+  rawLogits?: boolean;
 }
 
 export interface StepResult {
-  /** Per sequence: `[rows, vocab]` row-major (1 row for "last", one per token for "all"), or null. */
+  /**
+   * Per sequence: `[rows, vocab]` row-major (1 row for "last", one per token for "all"); null for "none", and for
+   * every sequence of a step that fetched no logits (see `rawLogits`).
+   */
   logits: (Float32Array | null)[];
   /** Per sequence that asked for a temperature: its rows' probabilities, laid out as `logits`; else null. */
   probs: (Float32Array | null)[];
@@ -242,12 +250,15 @@ export class DeepSeekModel {
     spans.forEach((sp, i) => {
       if (sp && hasTemperature(i)) invTemp.fill(1 / seqs[i]!.temperature!, sp[0], sp[1]);
     });
-    const out = await this.head.run({ x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] } }, reuseOutputs ? this.headOutputs(want.length) : undefined);
+    const fetched = (name: "logits" | "probs") =>
+      spans.some((sp, i) => sp && (name === "probs" ? hasTemperature(i) : !hasTemperature(i) || seqs[i]!.rawLogits !== false));
+    const outputs = (["logits", "probs"] as const).filter(fetched);
+    const out = await this.head.run({ x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] } }, reuseOutputs ? this.headOutputs(want.length) : undefined, outputs);
     const V = cfg.vocabSize;
-    const rows = (all: Float32Array, sp: [number, number] | null) => (sp ? all.subarray(sp[0] * V, sp[1] * V) : null);
+    const rows = (all: Float32Array | undefined, sp: [number, number] | null) => (all && sp ? all.subarray(sp[0] * V, sp[1] * V) : null);
     return {
-      logits: spans.map((sp) => rows(out.logits!, sp)),
-      probs: spans.map((sp, i) => (hasTemperature(i) ? rows(out.probs!, sp) : null)),
+      logits: spans.map((sp) => rows(out.logits, sp)),
+      probs: spans.map((sp, i) => (hasTemperature(i) ? rows(out.probs, sp) : null)),
     };
   }
 

@@ -54,8 +54,17 @@ export class SequenceSampler {
     return this.p.temperature >= 1e-5 && !this.adjusts() ? this.p.temperature : null;
   }
 
-  /** `probs`: softmax(raw / headTemperature()), when the model computed it. */
-  sample(raw: Float32Array, probs?: Float32Array | null): Sampled {
+  /** Whether `sample` reads the raw logits; when not, `probs` (see `headTemperature`) is all it needs. */
+  needsRawLogits(): boolean {
+    return this.headTemperature() === null || this.p.logprobs;
+  }
+
+  /** `probs`: softmax(raw / headTemperature()), when the model computed it; `raw` may be null when `!needsRawLogits()`. */
+  sample(raw: Float32Array | null, probs?: Float32Array | null): Sampled {
+    if (!raw) {
+      if (!probs || this.needsRawLogits()) throw new Error("this sampler needs the raw logits");
+      return { token: this.drawFrom(probs), logprob: 0, top: [] };
+    }
     const V = raw.length;
     // Adjusted logits only when something adjusts them; otherwise the model's row is read as is.
     let l: Float32Array | Float64Array = raw;

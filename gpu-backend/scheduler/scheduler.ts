@@ -216,6 +216,7 @@ export class Scheduler {
       cache: seq.cache!,
       logits: seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none",
       temperature: seq.sampler.headTemperature(),
+      rawLogits: seq.scoringPrompt || seq.sampler.needsRawLogits(),
     }));
     // The outputs are read below, before this scheduler's next step: the model may reuse their buffers.
     const forwardStarted = performance.now();
@@ -229,19 +230,19 @@ export class Scheduler {
     let sampled = 0;
     work.forEach(({ seq, n }, i) => {
       const l = logits[i];
+      const p = probs[i];
       if (l && steps[i]!.logits === "all") seq.scorePrompt(l, seq.computed, V);
       seq.computed += n;
       this.publishFullBlocks(seq);
-      if (!l || seq.cancelled || seq.computed < seq.tokens.length) return;
-      const p = probs[i];
-      const reason = this.sampleNext(seq, lastRow(l), p ? lastRow(p) : p);
+      if (!(l || p) || seq.cancelled || seq.computed < seq.tokens.length) return;
+      const reason = this.sampleNext(seq, l ? lastRow(l) : null, p ? lastRow(p) : p);
       sampled++;
       if (reason) this.finish(seq, reason);
     });
     this.onStep?.({ sampled, tokens: steps.reduce((a, s) => a + s.tokens.length, 0), seconds: (performance.now() - started) / 1000, forwardSeconds });
   }
 
-  private sampleNext(seq: Sequence, logits: Float32Array, probs: Float32Array | null | undefined): FinishReason | null {
+  private sampleNext(seq: Sequence, logits: Float32Array | null, probs: Float32Array | null | undefined): FinishReason | null {
     const s = seq.sampler.sample(logits, probs);
     this.totals.generatedTokens++;
     const reason = seq.accept(s);

@@ -290,6 +290,18 @@ describe("reused outputs", () => {
     const again = await m.forward(steps(1.3));
     expect(second.probs.map((p) => [...p!])).toEqual(again.probs.map((p) => [...p!]));
   });
+  it.each(["v3", "v3web"])("%s: a step whose rows read only probabilities fetches no logits; one row that reads them fetches them", async (name) => {
+    const m = models[name]!;
+    const steps = (rawLogits: boolean[]) => [prompt(9, 21), prompt(4, 22)].map((ids, i) => ({ tokens: ids, past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth), logits: "last" as const, temperature: 0.7, rawLogits: rawLogits[i] }));
+    const both = await m.forward(steps([true, true]), { reuseOutputs: true });
+    const bothProbs = both.probs.map((p) => [...p!]);
+    const probsOnly = await m.forward(steps([false, false]), { reuseOutputs: true });
+    expect(probsOnly.logits).toEqual([null, null]);
+    expect(probsOnly.probs.map((p) => [...p!])).toEqual(bothProbs);
+    const mixed = await m.forward(steps([false, true]));
+    expect(mixed.logits.every((l) => l !== null)).toBe(true);
+    expect(mixed.probs.map((p) => [...p!])).toEqual(bothProbs);
+  });
 });
 
 describe("inputs", () => {

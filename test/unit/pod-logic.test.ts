@@ -132,6 +132,15 @@ describe("sampler", () => {
       const b = Array.from({ length: 200 }, () => fromProbs.sample(logits, probs).token);
       expect(b).toEqual(a);
       expect(new Set(a).size).toBeGreaterThan(1);
+      // Without logprobs the softmax is all it reads, so the model need not hand the logits over.
+      const probsOnly = new SequenceSampler({ ...base, ...params, seed: 5 });
+      expect(probsOnly.needsRawLogits()).toBe(false);
+      expect(Array.from({ length: 200 }, () => probsOnly.sample(null, probs).token)).toEqual(a);
+    }
+    for (const needs of [{ temperature: 0 }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
+      const s = new SequenceSampler({ ...base, ...needs });
+      expect(s.needsRawLogits()).toBe(true);
+      expect(() => s.sample(null, softmax(0.7))).toThrow(/raw logits/);
     }
     expect(new SequenceSampler({ ...base, temperature: 0 }).headTemperature()).toBeNull();
     expect(new SequenceSampler({ ...base, logitBias: new Map([[1, 5]]) }).headTemperature()).toBeNull();
