@@ -39,10 +39,15 @@ export interface SequenceStep {
   /** When set (> 0), its logits rows also come back as softmax(logits / temperature), in `probs`. */
   temperature?: number | null;
   /**
-   * False: with a temperature, the caller reads only `probs`. A step whose rows all say so fetches no logits
-   * (at 32 rows of the bench model that spares a 2 MB copy a step). Default true.
+   * False: with a temperature, the caller reads only `probs` (or only `drawn`). A step whose rows all say so
+   * fetches no logits (at 32 rows of the bench model that spares a 2 MB copy a step). Default true.
    */
   rawLogits?: boolean;
+  /**
+   * With a temperature and logits "last": a variate in [0, 1) from which the head draws the next token
+   * (inverse CDF over the whole softmax(logits / temperature)); it comes back in `drawn`, and `probs` is null.
+   */
+  draw?: number | null;
 }
 
 export interface StepResult {
@@ -51,8 +56,10 @@ export interface StepResult {
    * every sequence of a step that fetched no logits (see `rawLogits`).
    */
   logits: (Float32Array | null)[];
-  /** Per sequence that asked for a temperature: its rows' probabilities, laid out as `logits`; else null. */
+  /** Per sequence that asked for a temperature and no `draw`: its rows' probabilities, laid out as `logits`; else null. */
   probs: (Float32Array | null)[];
+  /** Per sequence that asked for a `draw`: the token drawn; else null. */
+  drawn: (number | null)[];
 }
 
 export interface ModelOptions extends LoadOptions, Partial<RuntimeOptions> {
@@ -172,6 +179,9 @@ export class DeepSeekModel {
     seqs.forEach((s, i) => {
       const n = s.tokens.length;
       if (n === 0) throw new RangeError("a step must bring at least one token per sequence");
+      if (s.draw != null && !((s.temperature ?? 0) > 0 && s.logits === "last" && s.draw >= 0 && s.draw < 1)) {
+        throw new RangeError("a draw needs a temperature, logits \"last\" and a variate in [0, 1)");
+      }
       const g = bySize.get(n);
       if (g) g.push(i);
       else bySize.set(n, [i]);
@@ -242,23 +252,34 @@ export class DeepSeekModel {
       for (let r = first; r < rowOf[i]! + s.tokens.length; r++) want.push(r);
       return [start, want.length];
     });
-    if (want.length === 0) return { logits: seqs.map(() => null), probs: seqs.map(() => null) };
+    const none = seqs.map(() => null);
+    if (want.length === 0) return { logits: none, probs: none, drawn: none };
     const hx = new Float32Array(want.length * H);
     want.forEach((r, k) => hx.set(x.subarray(r * H, (r + 1) * H), k * H));
     const hasTemperature = (i: number) => (seqs[i]!.temperature ?? 0) > 0;
+    const draws = (i: number) => seqs[i]!.draw != null;
     const invTemp = new Float32Array(want.length).fill(1);
+    const u = new Float32Array(want.length);
     spans.forEach((sp, i) => {
-      if (sp && hasTemperature(i)) invTemp.fill(1 / seqs[i]!.temperature!, sp[0], sp[1]);
+      if (!sp) return;
+      if (hasTemperature(i)) invTemp.fill(1 / seqs[i]!.temperature!, sp[0], sp[1]);
+      if (draws(i)) u[sp[0]] = seqs[i]!.draw!;
     });
-    const fetched = (name: "logits" | "probs") =>
-      spans.some((sp, i) => sp && (name === "probs" ? hasTemperature(i) : !hasTemperature(i) || seqs[i]!.rawLogits !== false));
-    const outputs = (["logits", "probs"] as const).filter(fetched);
-    const out = await this.head.run({ x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] } }, reuseOutputs ? this.headOutputs(want.length) : undefined, outputs);
+    // Only what some row reads is fetched: onnxruntime-node copies each fetched output out.
+    const reads = {
+      logits: (i: number) => !hasTemperature(i) || seqs[i]!.rawLogits !== false,
+      probs: (i: number) => hasTemperature(i) && !draws(i),
+      token: draws,
+    };
+    const outputs = (["logits", "probs", "token"] as const).filter((name) => spans.some((sp, i) => sp && reads[name](i)));
+    const feeds = { x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] }, u: { data: u, dims: [want.length, 1] } };
+    const out = await this.head.run(feeds, reuseOutputs ? this.headOutputs(want.length) : undefined, outputs);
     const V = cfg.vocabSize;
     const rows = (all: Float32Array | undefined, sp: [number, number] | null) => (all && sp ? all.subarray(sp[0] * V, sp[1] * V) : null);
     return {
       logits: spans.map((sp) => rows(out.logits, sp)),
-      probs: spans.map((sp, i) => (hasTemperature(i) ? rows(out.probs, sp) : null)),
+      probs: spans.map((sp, i) => (reads.probs(i) ? rows(out.probs, sp) : null)),
+      drawn: spans.map((sp, i) => (sp && draws(i) ? out.token![sp[0]]! : null)),
     };
   }
 

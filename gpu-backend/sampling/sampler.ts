@@ -54,6 +54,16 @@ export class SequenceSampler {
     return this.p.temperature >= 1e-5 && !this.adjusts() ? this.p.temperature : null;
   }
 
+  /**
+   * When the next token is drawn from the head's softmax over the whole vocabulary (no top-k or top-p, no
+   * logprobs), the model can make the draw itself: this consumes the variate `sample` would have drawn with
+   * and returns it, for `SequenceStep.draw`. Otherwise null, and `sample` is used.
+   */
+  headDraw(): number | null {
+    if (this.headTemperature() === null || this.p.logprobs || this.p.topK > 0 || this.p.topP < 1) return null;
+    return this.rng.uniform();
+  }
+
   /** Whether `sample` reads the raw logits; when not, `probs` (see `headTemperature`) is all it needs. */
   needsRawLogits(): boolean {
     return this.headTemperature() === null || this.p.logprobs;

@@ -1,6 +1,7 @@
 import type { DeepSeekModel, SequenceStep } from "../engine/model.js";
 import { BlockPool, blockHash } from "../kv/block-pool.js";
 import { LatentStore } from "../kv/paged-cache.js";
+import type { Sampled } from "../sampling/sampler.js";
 import { Sequence, type FinishReason, type SequenceSpec } from "./sequence.js";
 import { TenantQueues } from "./tenant-queues.js";
 
@@ -210,17 +211,22 @@ export class Scheduler {
       return;
     }
 
-    const steps: SequenceStep[] = work.map(({ seq, n }) => ({
-      tokens: seq.tokens.slice(seq.computed, seq.computed + n),
-      past: seq.computed,
-      cache: seq.cache!,
-      logits: seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none",
-      temperature: seq.sampler.headTemperature(),
-      rawLogits: seq.scoringPrompt || seq.sampler.needsRawLogits(),
-    }));
+    const steps: SequenceStep[] = work.map(({ seq, n }) => {
+      const logits = seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none";
+      return {
+        tokens: seq.tokens.slice(seq.computed, seq.computed + n),
+        past: seq.computed,
+        cache: seq.cache!,
+        logits,
+        temperature: seq.sampler.headTemperature(),
+        rawLogits: seq.scoringPrompt || seq.sampler.needsRawLogits(),
+        // The step samples this sequence: let the head draw when it can (it then hands back no [vocab] row).
+        draw: logits === "last" ? seq.sampler.headDraw() : null,
+      };
+    });
     // The outputs are read below, before this scheduler's next step: the model may reuse their buffers.
     const forwardStarted = performance.now();
-    const { logits, probs } = await this.model.forward(steps, { reuseOutputs: true });
+    const { logits, probs, drawn } = await this.model.forward(steps, { reuseOutputs: true });
     const forwardSeconds = (performance.now() - forwardStarted) / 1000;
     this.totals.steps++;
 
@@ -231,19 +237,20 @@ export class Scheduler {
     work.forEach(({ seq, n }, i) => {
       const l = logits[i];
       const p = probs[i];
+      const d = drawn[i];
       if (l && steps[i]!.logits === "all") seq.scorePrompt(l, seq.computed, V);
       seq.computed += n;
       this.publishFullBlocks(seq);
-      if (!(l || p) || seq.cancelled || seq.computed < seq.tokens.length) return;
-      const reason = this.sampleNext(seq, l ? lastRow(l) : null, p ? lastRow(p) : p);
+      if (steps[i]!.logits === "none" || seq.cancelled || seq.computed < seq.tokens.length) return;
+      const s = d != null ? { token: d, logprob: 0, top: [] } : seq.sampler.sample(l ? lastRow(l) : null, p ? lastRow(p) : p);
+      const reason = this.sampleNext(seq, s);
       sampled++;
       if (reason) this.finish(seq, reason);
     });
     this.onStep?.({ sampled, tokens: steps.reduce((a, s) => a + s.tokens.length, 0), seconds: (performance.now() - started) / 1000, forwardSeconds });
   }
 
-  private sampleNext(seq: Sequence, logits: Float32Array | null, probs: Float32Array | null | undefined): FinishReason | null {
-    const s = seq.sampler.sample(logits, probs);
+  private sampleNext(seq: Sequence, s: Sampled): FinishReason | null {
     this.totals.generatedTokens++;
     const reason = seq.accept(s);
     if (reason) return reason;

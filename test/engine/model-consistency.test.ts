@@ -12,6 +12,7 @@ import { DeepSeekModel } from "../../gpu-backend/engine/model.js";
 import { Rng } from "../../gpu-backend/engine/rng.js";
 import { LatentStore, PagedLatentCache } from "../../gpu-backend/kv/paged-cache.js";
 import { writeRandomCheckpoint } from "../../gpu-backend/tools/random-checkpoint.js";
+import { SequenceSampler, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
 import { TINY_V3_CONFIG } from "../../gpu-backend/tools/tiny-config.js";
 import { writeTinyModel } from "../../gpu-backend/tools/write-tiny-model.js";
 
@@ -301,6 +302,30 @@ describe("reused outputs", () => {
     const mixed = await m.forward(steps([false, true]));
     expect(mixed.logits.every((l) => l !== null)).toBe(true);
     expect(mixed.probs.map((p) => [...p!])).toEqual(bothProbs);
+  });
+  it.each(["v3", "v3web"])("%s: the head draws the token the sampler would draw from the same probabilities with the same variate", async (name) => {
+    const m = models[name]!;
+    const prompts = [prompt(9, 31), prompt(4, 32), prompt(12, 33)];
+    const params = (seed: number): SamplingParams => ({ temperature: 0.9, topP: 1, topK: 0, presencePenalty: 0, frequencyPenalty: 0, logitBias: new Map(), seed, logprobs: false, topLogprobs: 0 });
+    const step = (draws: (number | null)[]) => prompts.map((ids, i) => ({ tokens: ids, past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth), logits: "last" as const, temperature: 0.9, rawLogits: false, draw: draws[i] }));
+    const { probs } = await m.forward(step([null, null, null]));
+    const seen = new Set<number>();
+    for (let round = 0; round < 12; round++) {
+      const seeds = prompts.map((_, i) => 100 * round + i);
+      const variates = seeds.map((seed) => new SequenceSampler(params(seed)).headDraw());
+      const r = await m.forward(step(variates));
+      expect(r.probs).toEqual([null, null, null]);
+      expect(r.logits).toEqual([null, null, null]);
+      // A twin sampler, same seed, drawing in JavaScript from the probabilities.
+      expect(r.drawn).toEqual(seeds.map((seed, i) => new SequenceSampler(params(seed)).sample(null, probs[i]!).token));
+      for (const t of r.drawn) seen.add(t!);
+    }
+    expect(seen.size).toBeGreaterThan(10);
+    // A row that is not drawn still gets its probabilities in the same step.
+    const mixed = await m.forward(step([0.5, null, 0.25]));
+    expect(mixed.drawn[1]).toBeNull();
+    expect([...mixed.probs[1]!]).toEqual([...probs[1]!]);
+    await expect(m.forward([{ ...step([0.5])[0]!, temperature: null }])).rejects.toThrow(/draw needs/);
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from "vitest";
 import type { DeepSeekModel, SequenceStep } from "../../gpu-backend/engine/model.js";
+import { Rng } from "../../gpu-backend/engine/rng.js";
 import { FAMILY_MIN_SPARED_ROWS, prefixFamilies } from "../../gpu-backend/engine/prefix-families.js";
 import { BlockPool, blockHash, chainSeed } from "../../gpu-backend/kv/block-pool.js";
 import { SequenceSampler, type SamplingParams } from "../../gpu-backend/sampling/sampler.js";
@@ -137,6 +138,13 @@ describe("sampler", () => {
       expect(probsOnly.needsRawLogits()).toBe(false);
       expect(Array.from({ length: 200 }, () => probsOnly.sample(null, probs).token)).toEqual(a);
     }
+    // The head draws for plain temperature sampling only, with the variate `sample` would have used.
+    const rng = new Rng(8);
+    const withHead = new SequenceSampler({ ...base, temperature: 0.7, seed: 8 });
+    expect([withHead.headDraw(), withHead.headDraw()]).toEqual([rng.uniform(), rng.uniform()]);
+    for (const own of [{ temperature: 0 }, { temperature: 0.7, topK: 3 }, { temperature: 0.7, topP: 0.9 }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
+      expect(new SequenceSampler({ ...base, ...own }).headDraw()).toBeNull();
+    }
     for (const needs of [{ temperature: 0 }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
       const s = new SequenceSampler({ ...base, ...needs });
       expect(s.needsRawLogits()).toBe(true);
@@ -255,6 +263,11 @@ function fakeModel(vocab = 16): DeepSeekModel {
         return l;
       }),
       probs: seqs.map(() => null),
+      // Its sequences are greedy: nothing for the head to draw.
+      drawn: seqs.map((s) => {
+        if (s.draw != null) throw new Error("the stand-in model does not draw");
+        return null;
+      }),
     };
   };
   return { config: { layers: 1, maxPositions: 4096, vocabSize: vocab }, cacheWidth: 1, forward } as unknown as DeepSeekModel;

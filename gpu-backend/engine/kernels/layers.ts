@@ -75,3 +75,30 @@ export function ropeInterleaved(g: GraphBuilder, x: string, cos: string, sin: st
   const r1 = g.op("Add", [g.op("Mul", [x0!, sin]), g.op("Mul", [x1!, cos])]);
   return g.op("Reshape", [g.op("Concat", [r0, r1], { axis: A.i(-1) }), g.i64(flatShape)]);
 }
+
+/**
+ * One inverse-CDF draw per row of `probs [n, V]` (unnormalised is fine) with the row's variate `u [n, 1]` in
+ * [0, 1): the first token whose running sum reaches u × the row's total, as float32 `[n]` (exact below 2^24).
+ * The running sum is taken in two levels, over blocks of `block` tokens and then within the chosen block, so
+ * no scan covers the vocabulary (a full-row CumSum cost more than the draw saved). Rounding past the end (u
+ * near 1) lands on the last token, as a sequential walk would.
+ */
+export function inverseCdfDraw(g: GraphBuilder, probs: string, u: string, vocab: number, block = 128): string {
+  const nb = Math.ceil(vocab / block);
+  const padded = nb * block === vocab ? probs : g.op("Pad", [probs, g.i64([0, 0, 0, nb * block - vocab])]);
+  const blocks = g.op("Reshape", [padded, g.i64([-1, nb, block])]);
+  const blockSums = g.op("ReduceSum", [blocks, g.i64([2])], { keepdims: A.i(0) }); // [n, nb]
+  const before = g.op("CumSum", [blockSums, g.i64([1])], { exclusive: A.i(1) });
+  const upTo = g.op("CumSum", [blockSums, g.i64([1])]);
+  const target = g.op("Mul", [u, g.op("Slice", [upTo, g.i64([-1]), g.i64([nb]), g.i64([1])])]); // [n, 1]
+  /** How many running sums fall short of the target ([n, 1], int64): the index of the one that reaches it. */
+  const shortOf = (sums: string, t: string, last: number) =>
+    g.op("Cast", [g.op("Min", [g.op("ReduceSum", [g.op("Cast", [g.op("Less", [sums, t])], { to: A.i(1) }), g.i64([1])], { keepdims: A.i(1) }), g.f32(last)])], { to: A.i(7) });
+  const b = shortOf(upTo, target, nb - 1);
+  const rest = g.op("Sub", [target, g.op("GatherElements", [before, b], { axis: A.i(1) })]);
+  const blockIndex = g.op("Expand", [g.op("Unsqueeze", [b, g.i64([2])]), g.op("Concat", [g.op("Shape", [b]), g.i64([block])], { axis: A.i(0) })]); // [n, 1, block]
+  const chosen = g.op("Reshape", [g.op("GatherElements", [blocks, blockIndex], { axis: A.i(1) }), g.i64([-1, block])]);
+  const j = shortOf(g.op("CumSum", [chosen, g.i64([1])]), rest, block - 1);
+  const token = g.op("Min", [g.op("Add", [g.op("Mul", [b, g.i64([block])]), j]), g.i64([vocab - 1])]);
+  return g.op("Cast", [g.op("Reshape", [token, g.i64([-1])])], { to: A.i(1) });
+}
