@@ -39,15 +39,17 @@ export interface SequenceStep {
   /** When set (> 0), its logits rows also come back as softmax(logits / temperature), in `probs`. */
   temperature?: number | null;
   /**
-   * False: with a temperature, the caller reads only `probs` (or only `drawn`). A step whose rows all say so
-   * fetches no logits (at 32 rows of the bench model that spares a 2 MB copy a step). Default true.
+   * False: the caller reads only `probs` or `picked`. A step whose rows all say so fetches no logits (at 32 rows
+   * of the bench model that spares a 2 MB copy a step). Default true.
    */
   rawLogits?: boolean;
   /**
    * With a temperature and logits "last": a variate in [0, 1) from which the head draws the next token
-   * (inverse CDF over the whole softmax(logits / temperature)); it comes back in `drawn`, and `probs` is null.
+   * (inverse CDF over the whole softmax(logits / temperature)); it comes back in `picked`, and `probs` is null.
    */
   draw?: number | null;
+  /** With logits "last": the head picks the highest logit (the first on ties), in `picked`. */
+  argmax?: boolean;
 }
 
 export interface StepResult {
@@ -58,8 +60,8 @@ export interface StepResult {
   logits: (Float32Array | null)[];
   /** Per sequence that asked for a temperature and no `draw`: its rows' probabilities, laid out as `logits`; else null. */
   probs: (Float32Array | null)[];
-  /** Per sequence that asked for a `draw`: the token drawn; else null. */
-  drawn: (number | null)[];
+  /** Per sequence that asked for a `draw` or the `argmax`: the token the head picked; else null. */
+  picked: (number | null)[];
 }
 
 export interface ModelOptions extends LoadOptions, Partial<RuntimeOptions> {
@@ -179,9 +181,10 @@ export class DeepSeekModel {
     seqs.forEach((s, i) => {
       const n = s.tokens.length;
       if (n === 0) throw new RangeError("a step must bring at least one token per sequence");
-      if (s.draw != null && !((s.temperature ?? 0) > 0 && s.logits === "last" && s.draw >= 0 && s.draw < 1)) {
-        throw new RangeError("a draw needs a temperature, logits \"last\" and a variate in [0, 1)");
+      if (s.draw != null && !((s.temperature ?? 0) > 0 && s.logits === "last" && s.draw >= 0 && s.draw < 1 && !s.argmax)) {
+        throw new RangeError("a draw needs a temperature, logits \"last\" and a variate in [0, 1), and no argmax");
       }
+      if (s.argmax && s.logits !== "last") throw new RangeError("an argmax needs logits \"last\"");
       const g = bySize.get(n);
       if (g) g.push(i);
       else bySize.set(n, [i]);
@@ -253,11 +256,12 @@ export class DeepSeekModel {
       return [start, want.length];
     });
     const none = seqs.map(() => null);
-    if (want.length === 0) return { logits: none, probs: none, drawn: none };
+    if (want.length === 0) return { logits: none, probs: none, picked: none };
     const hx = new Float32Array(want.length * H);
     want.forEach((r, k) => hx.set(x.subarray(r * H, (r + 1) * H), k * H));
     const hasTemperature = (i: number) => (seqs[i]!.temperature ?? 0) > 0;
     const draws = (i: number) => seqs[i]!.draw != null;
+    const argmax = (i: number) => seqs[i]!.argmax === true;
     const invTemp = new Float32Array(want.length).fill(1);
     const u = new Float32Array(want.length);
     spans.forEach((sp, i) => {
@@ -267,11 +271,12 @@ export class DeepSeekModel {
     });
     // Only what some row reads is fetched: onnxruntime-node copies each fetched output out.
     const reads = {
-      logits: (i: number) => !hasTemperature(i) || seqs[i]!.rawLogits !== false,
+      logits: (i: number) => seqs[i]!.rawLogits !== false || !(hasTemperature(i) || argmax(i)),
       probs: (i: number) => hasTemperature(i) && !draws(i),
       token: draws,
+      argmax,
     };
-    const outputs = (["logits", "probs", "token"] as const).filter((name) => spans.some((sp, i) => sp && reads[name](i)));
+    const outputs = (["logits", "probs", "token", "argmax"] as const).filter((name) => spans.some((sp, i) => sp && reads[name](i)));
     const feeds = { x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] }, u: { data: u, dims: [want.length, 1] } };
     const out = await this.head.run(feeds, reuseOutputs ? this.headOutputs(want.length) : undefined, outputs);
     const V = cfg.vocabSize;
@@ -279,7 +284,7 @@ export class DeepSeekModel {
     return {
       logits: spans.map((sp) => rows(out.logits, sp)),
       probs: spans.map((sp, i) => (reads.probs(i) ? rows(out.probs, sp) : null)),
-      drawn: spans.map((sp, i) => (sp && draws(i) ? out.token![sp[0]]! : null)),
+      picked: spans.map((sp, i) => (!sp ? null : draws(i) ? out.token![sp[0]]! : argmax(i) ? out.argmax![sp[0]]! : null)),
     };
   }
 

@@ -57,16 +57,24 @@ export class SequenceSampler {
   /**
    * When the next token is drawn from the head's softmax over the whole vocabulary (no top-k or top-p, no
    * logprobs), the model can make the draw itself: this consumes the variate `sample` would have drawn with
-   * and returns it, for `SequenceStep.draw`. Otherwise null, and `sample` is used.
+   * and returns it, for `SequenceStep.draw`. Otherwise null, and `sample` (or `headArgmax`) is used.
    */
   headDraw(): number | null {
     if (this.headTemperature() === null || this.p.logprobs || this.p.topK > 0 || this.p.topP < 1) return null;
     return this.rng.uniform();
   }
 
-  /** Whether `sample` reads the raw logits; when not, `probs` (see `headTemperature`) is all it needs. */
+  /** Greedy, with nothing adjusting the logits and no logprobs: the head's argmax is the next token. */
+  headArgmax(): boolean {
+    return this.p.temperature < 1e-5 && !this.adjusts() && !this.p.logprobs;
+  }
+
+  /**
+   * Whether `sample` reads the raw logits; when not, `probs` (see `headTemperature`) is all it needs, or, for
+   * `headArgmax`, nothing (the head's pick is the token).
+   */
   needsRawLogits(): boolean {
-    return this.headTemperature() === null || this.p.logprobs;
+    return !this.headArgmax() && (this.headTemperature() === null || this.p.logprobs);
   }
 
   /** `probs`: softmax(raw / headTemperature()), when the model computed it; `raw` may be null when `!needsRawLogits()`. */

@@ -220,13 +220,14 @@ export class Scheduler {
         logits,
         temperature: seq.sampler.headTemperature(),
         rawLogits: seq.scoringPrompt || seq.sampler.needsRawLogits(),
-        // The step samples this sequence: let the head draw when it can (it then hands back no [vocab] row).
+        // The step samples this sequence: let the head pick when it can (it then hands back no [vocab] row).
         draw: logits === "last" ? seq.sampler.headDraw() : null,
+        argmax: logits === "last" && seq.sampler.headArgmax(),
       };
     });
     // The outputs are read below, before this scheduler's next step: the model may reuse their buffers.
     const forwardStarted = performance.now();
-    const { logits, probs, drawn } = await this.model.forward(steps, { reuseOutputs: true });
+    const { logits, probs, picked } = await this.model.forward(steps, { reuseOutputs: true });
     const forwardSeconds = (performance.now() - forwardStarted) / 1000;
     this.totals.steps++;
 
@@ -237,7 +238,7 @@ export class Scheduler {
     work.forEach(({ seq, n }, i) => {
       const l = logits[i];
       const p = probs[i];
-      const d = drawn[i];
+      const d = picked[i];
       if (l && steps[i]!.logits === "all") seq.scorePrompt(l, seq.computed, V);
       seq.computed += n;
       this.publishFullBlocks(seq);

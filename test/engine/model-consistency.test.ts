@@ -317,15 +317,26 @@ describe("reused outputs", () => {
       expect(r.probs).toEqual([null, null, null]);
       expect(r.logits).toEqual([null, null, null]);
       // A twin sampler, same seed, drawing in JavaScript from the probabilities.
-      expect(r.drawn).toEqual(seeds.map((seed, i) => new SequenceSampler(params(seed)).sample(null, probs[i]!).token));
-      for (const t of r.drawn) seen.add(t!);
+      expect(r.picked).toEqual(seeds.map((seed, i) => new SequenceSampler(params(seed)).sample(null, probs[i]!).token));
+      for (const t of r.picked) seen.add(t!);
     }
     expect(seen.size).toBeGreaterThan(10);
     // A row that is not drawn still gets its probabilities in the same step.
     const mixed = await m.forward(step([0.5, null, 0.25]));
-    expect(mixed.drawn[1]).toBeNull();
+    expect(mixed.picked[1]).toBeNull();
     expect([...mixed.probs[1]!]).toEqual([...probs[1]!]);
     await expect(m.forward([{ ...step([0.5])[0]!, temperature: null }])).rejects.toThrow(/draw needs/);
+  });
+  it.each(["v3", "v3web"])("%s: the head's argmax is the highest logit, and a step of argmax rows fetches no logits", async (name) => {
+    const m = models[name]!;
+    const prompts = [prompt(9, 41), prompt(4, 42), prompt(12, 43)];
+    const step = (argmax: boolean) => prompts.map((ids) => ({ tokens: ids, past: 0, cache: new ContiguousLatentCache(m.config.layers, m.cacheWidth), logits: "last" as const, rawLogits: !argmax, argmax }));
+    const { logits } = await m.forward(step(false));
+    const best = logits.map((l) => l!.indexOf(Math.max(...l!)));
+    const r = await m.forward(step(true));
+    expect(r.logits).toEqual([null, null, null]);
+    expect(r.picked).toEqual(best);
+    await expect(m.forward([{ ...step(true)[0]!, logits: "all" as const }])).rejects.toThrow(/argmax needs/);
   });
 });
 

@@ -145,11 +145,17 @@ describe("sampler", () => {
     for (const own of [{ temperature: 0 }, { temperature: 0.7, topK: 3 }, { temperature: 0.7, topP: 0.9 }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
       expect(new SequenceSampler({ ...base, ...own }).headDraw()).toBeNull();
     }
-    for (const needs of [{ temperature: 0 }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
+    for (const needs of [{ temperature: 0, logprobs: true }, { temperature: 0, logitBias: new Map([[1, 5]]) }, { temperature: 0.7, logprobs: true }, { temperature: 0.7, logitBias: new Map([[1, 5]]) }]) {
       const s = new SequenceSampler({ ...base, ...needs });
       expect(s.needsRawLogits()).toBe(true);
+      expect(s.headArgmax()).toBe(false);
       expect(() => s.sample(null, softmax(0.7))).toThrow(/raw logits/);
     }
+    // Plain greedy decoding is the head's argmax: no logits needed, until a penalty applies.
+    const greedy = new SequenceSampler({ ...base, temperature: 0, frequencyPenalty: 0.5 });
+    expect([greedy.headArgmax(), greedy.needsRawLogits()]).toEqual([true, false]);
+    greedy.observe(3);
+    expect([greedy.headArgmax(), greedy.needsRawLogits()]).toEqual([false, true]);
     expect(new SequenceSampler({ ...base, temperature: 0 }).headTemperature()).toBeNull();
     expect(new SequenceSampler({ ...base, logitBias: new Map([[1, 5]]) }).headTemperature()).toBeNull();
     const penalised = new SequenceSampler({ ...base, presencePenalty: 1 });
@@ -250,23 +256,25 @@ describe("heldJsonResponse", () => {
 
 /** A stand-in for the model: logits depend only on (last token, position), so runs are deterministic. */
 function fakeModel(vocab = 16): DeepSeekModel {
+  /** The one high logit of a token's row. */
+  const next = (s: SequenceStep, k: number) => (s.tokens[k]! * 7 + (s.past + k) * 3 + 2) % vocab;
   const forward = async (seqs: SequenceStep[]) => {
     const row = new Float32Array(1);
     for (const s of seqs) for (let k = 0; k < s.tokens.length; k++) s.cache.write(0, s.past + k, row);
     return {
       logits: seqs.map((s) => {
-        if (s.logits === "none") return null;
+        if (s.logits === "none" || s.rawLogits === false) return null;
         // One row per token for "all", the last token's row otherwise.
         const first = s.logits === "all" ? 0 : s.tokens.length - 1;
         const l = new Float32Array((s.tokens.length - first) * vocab);
-        for (let k = first; k < s.tokens.length; k++) l[(k - first) * vocab + ((s.tokens[k]! * 7 + (s.past + k) * 3 + 2) % vocab)] = 10;
+        for (let k = first; k < s.tokens.length; k++) l[(k - first) * vocab + next(s, k)] = 10;
         return l;
       }),
       probs: seqs.map(() => null),
-      // Its sequences are greedy: nothing for the head to draw.
-      drawn: seqs.map((s) => {
+      // Its sequences are greedy: the head's pick is the argmax, never a draw.
+      picked: seqs.map((s) => {
         if (s.draw != null) throw new Error("the stand-in model does not draw");
-        return null;
+        return s.argmax ? next(s, s.tokens.length - 1) : null;
       }),
     };
   };

@@ -287,14 +287,15 @@ export function buildExpertGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numb
  * Final norm and lm_head: `x [n, H] → logits [n, V]`, and `probs [n, V]` = softmax(logits · inv_temp) per row,
  * so temperature sampling over a large vocabulary costs the pod one vectorised kernel instead of V `exp`s
  * per token in JavaScript (rows that do not need it pass any inv_temp and ignore their probs). `token [n]`
- * draws from each row's probs with its variate `u [n, 1]` (see `inverseCdfDraw`): a row sampled over the whole
- * vocabulary then needs no `[V]` output at all (32 rows of the bench model: ~1.5 ms a step less than fetching
- * probs and drawing in JavaScript).
+ * draws from each row's probs with its variate `u [n, 1]` (see `inverseCdfDraw`), and `argmax [n]` is each
+ * row's highest logit (the first on ties; both as float32, exact below 2^24): a row sampled over the whole
+ * vocabulary, or greedily, then needs no `[V]` output at all (32 rows of the bench model: ~1.5 ms a step less
+ * than fetching probs and drawing in JavaScript).
  */
 export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
   const H = cfg.hidden;
   const V = cfg.vocabSize;
-  if (V >= 2 ** 24) throw new RangeError(`a vocabulary of ${V} tokens is beyond the head's float32 token output`);
+  if (V >= 2 ** 24) throw new RangeError(`a vocabulary of ${V} tokens is beyond the head's float32 token outputs`);
   const g = new GraphBuilder("head");
   const x = g.input("x", ["n", H]);
   const invTemp = g.input("inv_temp", ["n", 1]);
@@ -306,5 +307,6 @@ export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
   const probs = g.op("Softmax", [g.op("Mul", [logits, invTemp])], { axis: A.i(-1) });
   g.output(probs, "probs", ["n", V]);
   g.output(inverseCdfDraw(g, probs, u, V), "token", ["n"]);
+  g.output(g.op("Cast", [g.op("ArgMax", [logits], { axis: A.i(-1), keepdims: A.i(0) })], { to: A.i(1) }), "argmax", ["n"]);
   return g.build();
 }
