@@ -277,7 +277,9 @@ export class DeepSeekModel {
       argmax,
     };
     const outputs = (["logits", "probs", "token", "argmax"] as const).filter((name) => spans.some((sp, i) => sp && reads[name](i)));
-    const feeds = { x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] }, u: { data: u, dims: [want.length, 1] } };
+    const asked = (name: (typeof outputs)[number]) => (outputs.includes(name) ? 1 : 0);
+    const needs = Float32Array.of(asked("probs") || asked("token"), asked("token"), asked("argmax"));
+    const feeds = { x: { data: hx, dims: [want.length, H] }, inv_temp: { data: invTemp, dims: [want.length, 1] }, u: { data: u, dims: [want.length, 1] }, needs: { data: needs, dims: [3] } };
     const out = await this.head.run(feeds, reuseOutputs ? this.headOutputs(want.length) : undefined, outputs);
     const V = cfg.vocabSize;
     const rows = (all: Float32Array | undefined, sp: [number, number] | null) => (all && sp ? all.subarray(sp[0] * V, sp[1] * V) : null);

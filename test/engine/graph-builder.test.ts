@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { createRuntime } from "../../gpu-backend/engine/kernels/runtime.js";
+import onnxProto from "onnx-proto";
 import { GraphBuilder } from "../../gpu-backend/engine/onnx/graph.js";
+
+const { onnx } = onnxProto;
 
 /**
  * `y = If(sum(x) >= 0) then x·w + scaled else Reshape(x, [-1, 7])`, where `scaled` (x · 10) is built before the
@@ -39,5 +42,36 @@ describe("GraphBuilder.ifElse", () => {
     const g = new GraphBuilder("bad");
     const x = g.input("x", [1]);
     expect(() => g.ifElse(g.op("Greater", [x, g.f32(0)]), () => [x], () => [x, x])).toThrow(/as many outputs/);
+  });
+});
+
+describe.each(["node", "web"] as const)("GraphBuilder outputs (%s backend)", (backend) => {
+  it("names an output by renaming its producer, even one other nodes and a branch read; copies only where it must", async () => {
+    const g = new GraphBuilder("outputs");
+    const x = g.input("x", [3]);
+    const doubled = g.op("Mul", [x, g.f32(2)]);
+    const plusOne = g.op("Add", [doubled, g.f32(1)]);
+    const [branch] = g.ifElse(g.op("Greater", [g.op("ReduceSum", [x], {}), g.f32(0)]), () => [g.op("Neg", [doubled])], () => [doubled]);
+    g.output(doubled, "doubled", [3]); // read by Add and by the branch
+    g.output(plusOne, "plus_one", [3]);
+    g.output(plusOne, "plus_one_again", [3]); // one value, two names: the first is a copy of the second
+    g.output(branch!, "branch", [3]);
+    g.output(x, "x_back", [3]); // a graph input has no producer to rename
+    const bytes = g.build();
+    const identities = onnx.ModelProto.decode(bytes).graph!.node!.filter((n) => n.opType === "Identity").map((n) => n.output![0]);
+    expect(identities.sort()).toEqual(["plus_one", "x_back"]);
+    const session = await (await createRuntime({ backend, threads: 1 })).createSession(bytes);
+    try {
+      const out = await session.run({ x: { data: Float32Array.from([1, 2, 3]), dims: [3] } });
+      expect(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, [...v]]))).toEqual({
+        doubled: [2, 4, 6],
+        plus_one: [3, 5, 7],
+        plus_one_again: [3, 5, 7],
+        branch: [-2, -4, -6],
+        x_back: [1, 2, 3],
+      });
+    } finally {
+      await session.release();
+    }
   });
 });

@@ -284,13 +284,17 @@ export function buildExpertGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numb
 }
 
 /**
- * Final norm and lm_head: `x [n, H] → logits [n, V]`, and `probs [n, V]` = softmax(logits · inv_temp) per row,
- * so temperature sampling over a large vocabulary costs the pod one vectorised kernel instead of V `exp`s
- * per token in JavaScript (rows that do not need it pass any inv_temp and ignore their probs). `token [n]`
- * draws from each row's probs with its variate `u [n, 1]` (see `inverseCdfDraw`), and `argmax [n]` is each
- * row's highest logit (the first on ties; both as float32, exact below 2^24): a row sampled over the whole
- * vocabulary, or greedily, then needs no `[V]` output at all (32 rows of the bench model: ~1.5 ms a step less
- * than fetching probs and drawing in JavaScript).
+ * Final norm and lm_head: `x [n, H] → logits [n, V]`, and, as `needs [3]` asks (> 0: yes):
+ * - needs[0]: `probs [n, V]` = softmax(logits · inv_temp) per row, so temperature sampling over a large
+ *   vocabulary costs the pod one vectorised kernel instead of V `exp`s per token in JavaScript (rows that do not
+ *   need it pass any inv_temp and ignore their probs);
+ * - needs[1] (with needs[0]): `token [n]`, a draw from each row's probs with its variate `u [n, 1]` (see
+ *   `inverseCdfDraw`);
+ * - needs[2]: `argmax [n]`, each row's highest logit (the first on ties).
+ * What is not asked for is not computed (the output is empty): onnxruntime runs every node of a graph, fetched
+ * or not. Tokens come as float32 (exact below 2^24). A row sampled over the whole vocabulary, or greedily, then
+ * needs no `[V]` output at all (32 rows of the bench model: ~1.5 ms a step less than fetching probs and drawing
+ * in JavaScript).
  */
 export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
   const H = cfg.hidden;
@@ -300,13 +304,24 @@ export function buildHeadGraph(cfg: ModelConfig, ckpt: Checkpoint): Uint8Array {
   const x = g.input("x", ["n", H]);
   const invTemp = g.input("inv_temp", ["n", 1]);
   const u = g.input("u", ["n", 1]);
+  const needs = g.input("needs", [3]);
   const xn = rmsNorm(g, x, "norm", ckpt.get("model.norm.weight", [H]), cfg.rmsEps);
   const headName = cfg.tieEmbeddings && !ckpt.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
   const logits = linear(g, xn, "lm_head", ckpt.get(headName, [V, H]), V, H);
+  const asked = (k: number) => g.op("Greater", [g.op("Gather", [needs, g.i64([k])], { axis: A.i(0) }), g.f32(0)]);
+  const empty = g.weight("empty", new Float32Array(0), [0]);
+  const [probs, token] = g.ifElse(
+    asked(0),
+    () => {
+      const p = g.op("Softmax", [g.op("Mul", [logits, invTemp])], { axis: A.i(-1) });
+      return [p, g.ifElse(asked(1), () => [inverseCdfDraw(g, p, u, V)], () => [empty])[0]!];
+    },
+    () => [empty, empty],
+  );
+  const [argmax] = g.ifElse(asked(2), () => [g.op("Cast", [g.op("ArgMax", [logits], { axis: A.i(-1), keepdims: A.i(0) })], { to: A.i(1) })], () => [empty]);
   g.output(logits, "logits", ["n", V]);
-  const probs = g.op("Softmax", [g.op("Mul", [logits, invTemp])], { axis: A.i(-1) });
-  g.output(probs, "probs", ["n", V]);
-  g.output(inverseCdfDraw(g, probs, u, V), "token", ["n"]);
-  g.output(g.op("Cast", [g.op("ArgMax", [logits], { axis: A.i(-1), keepdims: A.i(0) })], { to: A.i(1) }), "argmax", ["n"]);
+  g.output(probs!, "probs", null);
+  g.output(token!, "token", null);
+  g.output(argmax!, "argmax", null);
   return g.build();
 }

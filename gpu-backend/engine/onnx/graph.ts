@@ -65,6 +65,14 @@ function valueInfo(name: string, type: ElemType, dims: Dim[] | null): IValueInfo
   };
 }
 
+/** Every read of `from` by these nodes and the subgraphs they hold (an If's branches) becomes a read of `to`. */
+function renameInputs(nodes: INodeProto[], from: string, to: string): void {
+  for (const n of nodes) {
+    n.input = n.input!.map((i) => (i === from ? to : i));
+    for (const a of n.attribute ?? []) if (a.g) renameInputs(a.g.node!, from, to);
+  }
+}
+
 /**
  * Builds an ONNX graph in code: named inputs/outputs, initializers (weights become constants the runtime can
  * pre-pack), and nodes. Intermediate names are generated, so graphs read like straight-line code.
@@ -74,6 +82,8 @@ export class GraphBuilder {
   private readonly inits: ITensorProto[] = [];
   private readonly inputs: IValueInfoProto[] = [];
   private readonly outputs: IValueInfoProto[] = [];
+  /** Graph outputs by name, with the value each one is (see `output`). */
+  private readonly outputValues: { value: string; name: string }[] = [];
   private counter = 0;
   private readonly consts = new Map<string, string>();
 
@@ -84,10 +94,28 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Marks `value` as a graph output named `name` (an Identity node renames it when needed). */
-  output(value: string, name: string, dims: Dim[], type: ElemType = "float"): void {
-    if (value !== name) this.nodes.push({ opType: "Identity", input: [value], output: [name], name: `out_${name}` });
+  /**
+   * Marks `value` as a graph output named `name`. At `build`, the node producing it is made to produce `name`
+   * instead: an Identity renaming a value that other nodes also read stays in the graph as a copy (onnxruntime
+   * removes only unshared ones), e.g. 2 MB a step for a head's 32 rows of logits.
+   */
+  output(value: string, name: string, dims: Dim[] | null, type: ElemType = "float"): void {
+    this.outputValues.push({ value, name });
     this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** Gives each graph output its name: renames its producer's output where it can, else copies it with an Identity. */
+  private nameOutputs(): void {
+    for (const out of this.outputValues) {
+      const { value, name } = out;
+      if (value === name) continue;
+      const producer = this.nodes.find((n) => n.output!.includes(value));
+      if (producer && this.outputValues.filter((o) => o.value === value).length === 1) {
+        producer.output = producer.output!.map((o) => (o === value ? name : o));
+        renameInputs(this.nodes, value, name);
+      } else this.nodes.push({ opType: "Identity", input: [value], output: [name], name: `out_${name}` });
+      out.value = name;
+    }
   }
 
   /** A float initializer (a weight). The bytes are copied into the model; the caller may drop its array. */
@@ -154,8 +182,9 @@ export class GraphBuilder {
       const outer = this.nodes;
       this.nodes = [];
       try {
-        // A branch output must be produced inside it, so each is renamed there (it may be an outer value).
-        const output = body().map((v) => this.op("Identity", [v]));
+        // A branch output must be produced inside it: an outer value (or one returned twice) is copied there.
+        const values = body();
+        const output = values.map((v, k) => (this.nodes.some((n) => n.output!.includes(v)) && values.indexOf(v) === k ? v : this.op("Identity", [v])));
         return { name: `${this.name}_${name}`, node: this.nodes, output: output.map((o) => valueInfo(o, "float", null)) };
       } finally {
         this.nodes = outer;
@@ -168,6 +197,7 @@ export class GraphBuilder {
   }
 
   build(): Uint8Array {
+    this.nameOutputs();
     // onnxruntime refuses a model over 2 GB; saying which graph is too large beats its generic message.
     const tooLarge = (bytes: number) => new Error(`graph ${this.name} is ${(bytes / 2 ** 30).toFixed(2)} GiB: onnxruntime loads models of at most 2 GiB`);
     const weightBytes = this.inits.reduce((n, t) => n + (t.rawData?.length ?? 0), 0);
