@@ -250,17 +250,18 @@ export function buildExpertGroupGraph(cfg: ModelConfig, ckpt: Checkpoint, layer:
   const slotRows = g.input("slot_rows", ["S"], "int64");
   const slotWeights = g.input("slot_weights", ["T", K, 1]);
   const base = g.input("base", ["T", H]);
-  const perExpert = (x: string, project: (part: string, e: number) => string) => {
+  /** Each expert's rows of `x` projected by it, stacked in expert order, then `after` rows. */
+  const perExpert = (x: string, project: (part: string, e: number) => string, after: string[] = []) => {
     const parts = experts.length === 1 ? [x] : g.opN("Split", [x, counts], experts.length, { axis: A.i(0) });
-    const outs = experts.map((e, k) => project(parts[k]!, e));
+    const outs = [...experts.map((e, k) => project(parts[k]!, e)), ...after];
     return outs.length === 1 ? outs[0]! : g.op("Concat", outs, { axis: A.i(0) });
   };
   const weight = (e: number, name: string, shape: number[]) => ckpt.get(`model.layers.${layer}.mlp.experts.${e}.${name}.weight`, shape);
   const x = g.op("Gather", [hn, rows], { axis: A.i(0) });
   const gateUp = perExpert(x, (part, e) => gateUpProjection(g, part, `e${e}`, { gate: weight(e, "gate_proj", [I, H]), up: weight(e, "up_proj", [I, H]) }, H, I));
   const act = swigluActivation(g, gateUp, I);
-  const y = perExpert(act, (part, e) => linear(g, part, `e${e}.down`, weight(e, "down_proj", [H, I]), H, I));
-  const withZero = g.op("Concat", [y, g.weight("zero_row", new Float32Array(H), [1, H])], { axis: A.i(0) });
+  // The zero row joins the same Concat: a second one would copy every output row again.
+  const withZero = perExpert(act, (part, e) => linear(g, part, `e${e}.down`, weight(e, "down_proj", [H, I]), H, I), [g.weight("zero_row", new Float32Array(H), [1, H])]);
   const picked = g.op("Reshape", [g.op("Gather", [withZero, slotRows], { axis: A.i(0) }), g.i64([-1, K, H])]);
   const combined = g.op("ReduceSum", [g.op("Mul", [picked, slotWeights]), g.i64([1])], { keepdims: A.i(0) });
   g.output(g.op("Add", [base, combined]), "out", ["T", H]);
