@@ -1,5 +1,6 @@
 import { Rng } from "../engine/rng.js";
 import { topKIndices } from "../engine/top-k.js";
+import { nucleus } from "./nucleus.js";
 
 export interface SamplingParams {
   /** 0 → greedy. */
@@ -158,31 +159,4 @@ export function logSumExp(x: Float32Array): number {
   let s = 0;
   for (const v of x) s += Math.exp(v - max);
   return max + Math.log(s);
-}
-
-/**
- * The smallest set of tokens (most probable first) whose probability mass reaches `p`. Sorting every token
- * is avoided: tokens far below the leader cannot be needed unless the near ones fall short, which is checked.
- */
-function nucleus(probs: Float32Array | Float64Array, p: number, within: number[] | null): number[] {
-  const n = within ? within.length : probs.length;
-  const at = within ? (k: number) => within[k]! : (k: number) => k;
-  let total = 0;
-  let max = 0;
-  for (let k = 0; k < n; k++) {
-    const q = probs[at(k)]!;
-    total += q;
-    if (q > max) max = q;
-  }
-  for (const cut of [max * 1e-4, 0]) {
-    const cand: number[] = [];
-    for (let k = 0; k < n; k++) if (probs[at(k)]! >= cut) cand.push(at(k));
-    cand.sort((a, b) => probs[b]! - probs[a]! || a - b);
-    let acc = 0;
-    for (let k = 0; k < cand.length; k++) {
-      acc += probs[cand[k]!]!;
-      if (acc >= p * total) return cand.slice(0, k + 1);
-    }
-  }
-  return within ?? Array.from({ length: n }, (_, k) => k);
 }
