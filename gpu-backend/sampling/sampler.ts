@@ -1,6 +1,6 @@
 import { Rng } from "../engine/rng.js";
 import { topKIndices } from "../engine/top-k.js";
-import { nucleus } from "./nucleus.js";
+import { nucleus, topKCandidates } from "./candidates.js";
 
 export interface SamplingParams {
   /** 0 → greedy. */
@@ -120,7 +120,8 @@ export class SequenceSampler {
   private drawFrom(probs: Float32Array | Float64Array): number {
     const V = probs.length;
     let candidates: number[] | null = null;
-    if (this.p.topK > 0 && this.p.topK < V) candidates = topKIndices(probs, this.p.topK);
+    // Top-p reads the top-k candidates most probable first; a draw alone needs only the set.
+    if (this.p.topK > 0 && this.p.topK < V) candidates = topKCandidates(probs, this.p.topK, this.p.topP < 1);
     if (this.p.topP < 1) candidates = nucleus(probs, this.p.topP, candidates);
 
     let total = 0;

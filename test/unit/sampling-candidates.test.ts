@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Rng } from "../../gpu-backend/engine/rng.js";
-import { nucleus } from "../../gpu-backend/sampling/nucleus.js";
+import { nucleus, topKCandidates } from "../../gpu-backend/sampling/candidates.js";
+import { topKIndices } from "../../gpu-backend/engine/top-k.js";
 
 /** The definition: sort every token, most probable first (ties: lower index), and take until the mass reaches p. */
 function sortedPrefix(probs: ArrayLike<number>, p: number): number[] {
@@ -14,7 +15,7 @@ function sortedPrefix(probs: ArrayLike<number>, p: number): number[] {
 
 const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
 
-describe("top-p nucleus", () => {
+describe("sampling candidates: top-p nucleus", () => {
   it("is the sorted-prefix set, for flat, peaked, tied and zero-heavy rows in float32 and float64", () => {
     const rng = new Rng(12);
     for (const sharpness of [0.5, 1, 3, 8]) {
@@ -45,5 +46,24 @@ describe("top-p nucleus", () => {
     const wide = new Float64Array(8);
     wide.set([1, 1, 6, 1], 4);
     expect(sorted(nucleus(wide.subarray(4), 0.6, null))).toEqual([2]);
+  });
+});
+
+describe("sampling candidates: top-k", () => {
+  it("gives topKIndices' answer (most probable first, ties to the lower index) for small and large k", () => {
+    const rng = new Rng(21);
+    for (const sharpness of [0.5, 2, 8]) {
+      const e = Array.from({ length: 3000 }, () => Math.exp(sharpness * rng.normal()));
+      // Ties and zeros too.
+      for (let i = 0; i < 300; i++) e[i * 7] = e[5]!;
+      for (let i = 0; i < 200; i++) e[i * 11 + 1] = 0;
+      for (const probs of [Float32Array.from(e), Float64Array.from(e)]) {
+        for (const k of [1, 5, 32, 33, 100, 1000, 2999, 3000]) {
+          const want = topKIndices(probs, k);
+          expect(topKCandidates(probs, k, true)).toEqual(want);
+          expect(sorted(topKCandidates(probs, k, false))).toEqual(sorted(want));
+        }
+      }
+    }
   });
 });
