@@ -72,3 +72,43 @@ describe("V2 gates", () => {
     expect(r.weights[0]! + r.weights[1]!).toBeCloseTo(1, 6);
   });
 });
+
+describe("route against its definition", () => {
+  it("picks topKIndices' experts among the kept groups, on random scores with ties, for every gate kind", () => {
+    let s = 11;
+    const next = () => (s = (s * 48271) % 2147483647) / 2147483647;
+    const gates: GateConfig[] = [
+      { routedExperts: 64, topK: 6, nGroup: 8, topkGroup: 4, topkMethod: "noaux_tc", normTopkProb: true, routedScaling: 2.5 },
+      { routedExperts: 64, topK: 6, nGroup: 8, topkGroup: 3, topkMethod: "group_limited_greedy", normTopkProb: false, routedScaling: 16 },
+      { routedExperts: 64, topK: 6, nGroup: 1, topkGroup: 1, topkMethod: "greedy", normTopkProb: true, routedScaling: 1 },
+      { routedExperts: 8, topK: 6, nGroup: 4, topkGroup: 2, topkMethod: "noaux_tc", normTopkProb: true, routedScaling: 1 }, // k above what kept groups hold
+    ];
+    for (const c of gates) {
+      const perGroup = c.routedExperts / c.nGroup;
+      for (let t = 0; t < 200; t++) {
+        // Coarse values, so ties among experts and among groups are common; the row sits at an offset.
+        const scores = Float32Array.from({ length: 3 * c.routedExperts }, () => Math.round(next() * 8) / 8);
+        const bias = Float32Array.from({ length: c.routedExperts }, () => Math.round(next() * 4) / 16);
+        const offset = c.routedExperts;
+        const choice = Array.from({ length: c.routedExperts }, (_, e) => scores[offset + e]! + (c.topkMethod === "noaux_tc" ? bias[e]! : 0));
+        let keep = (_: number) => true;
+        if (c.topkMethod !== "greedy" && c.nGroup > 1 && c.topkGroup < c.nGroup) {
+          const groupScore = Array.from({ length: c.nGroup }, (_, g) => {
+            const top = topKIndices(choice.slice(g * perGroup, (g + 1) * perGroup), 2).map((i) => choice[g * perGroup + i]!);
+            return c.topkMethod === "noaux_tc" ? top[0]! + top[1]! : top[0]!;
+          });
+          const kept = new Set(topKIndices(groupScore, c.topkGroup));
+          keep = (e) => kept.has(Math.floor(e / perGroup));
+        }
+        const want = topKIndices(choice, c.topK, (e) => !keep(e));
+        const r = route(c, scores, bias, offset);
+        expect([...r.experts]).toEqual(want);
+        const picked = want.map((e) => scores[offset + e]!);
+        const sum = picked.reduce((a, b) => a + b, 0);
+        const normalise = c.normTopkProb && (c.topkMethod === "noaux_tc" || c.topK > 1);
+        const scale = c.topkMethod === "noaux_tc" || !normalise ? c.routedScaling : 1;
+        expect([...r.weights]).toEqual(Array.from(Float32Array.from(picked, (w) => (normalise ? w / (sum + 1e-20) : w) * scale)));
+      }
+    }
+  });
+});
