@@ -42,9 +42,9 @@ function bandKeys(probs: Float32Array | Float64Array): { keys: Int32Array; topKe
 }
 
 /**
- * Per band, its tokens' count (`count`) or probability mass. Band b holds the keys topKey − b, the last band also every
- * lower one. Summed branch-free, in four interleaved copies (whether a value falls in the last band is a coin
- * toss on a peaked row, and consecutive adds to one slot would wait on each other through memory).
+ * Per band, its tokens' count (`count`) or probability mass. Band b holds the keys topKey − b, the last band
+ * also every lower one. Summed branch-free, in four interleaved copies (whether a value falls in the last band
+ * is a coin toss on a peaked row, and consecutive adds to one slot would wait on each other through memory).
  */
 function bandTotals(probs: Float32Array | Float64Array, keys: Int32Array, topKey: number, count: boolean): Float64Array {
   const lanes = new Float64Array(4 * BANDS);
