@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { parseModelConfig, type ModelConfig } from "../gpu-backend/engine/config.js";
 import { DEMO_CORPUS } from "../gpu-backend/tools/corpus.js";
 import { writeRandomCheckpoint } from "../gpu-backend/tools/random-checkpoint.js";
 import { buildTokenizerFiles } from "../gpu-backend/tools/tokenizer-files.js";
@@ -11,6 +12,11 @@ import { buildTokenizerFiles } from "../gpu-backend/tools/tokenizer-files.js";
  */
 export const BENCH_CONFIG_PATH = resolve("bench/bench-moe.config.json");
 export const BENCH_SEED = 4242;
+
+/** The benchmark model's config, as the engine reads it. */
+export function benchModelConfig(): ModelConfig {
+  return parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
+}
 
 export function ensureBenchModel(dir = resolve("models/bench-moe"), log: (s: string) => void = (s) => console.error(s)): string {
   const config = JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")) as Record<string, unknown>;

@@ -1,12 +1,10 @@
 import { parseArgs } from "node:util";
-import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { ContiguousLatentCache } from "../gpu-backend/engine/latent-cache.js";
 import { DeepSeekModel } from "../gpu-backend/engine/model.js";
 import { LatentStore, PagedLatentCache } from "../gpu-backend/kv/paged-cache.js";
 import { parameterCounts } from "../gpu-backend/engine/tensor-names.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
-import { readFileSync } from "node:fs";
-import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
+import { benchModelConfig, ensureBenchModel } from "./bench-model.js";
 import { measureReadBandwidth } from "./memory-bandwidth.js";
 
 /**
@@ -35,7 +33,7 @@ const decodeLen = Number(values.decode);
 const longContext = Number(values["long-context"]);
 const longBatch = Number(values["long-batch"]);
 const longPrompts = Number(values["long-prompts"]);
-const cfg = parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
+const cfg = benchModelConfig();
 const counts = parameterCounts(cfg);
 const dir = ensureBenchModel();
 const bandwidth = await measureReadBandwidth(threads);

@@ -1,12 +1,10 @@
-import { readFileSync } from "node:fs";
 import { getPriority, setPriority } from "node:os";
 import { parseArgs } from "node:util";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
-import { parseModelConfig } from "../gpu-backend/engine/config.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
 import { decodeStepParameters } from "../gpu-backend/engine/tensor-names.js";
-import { BENCH_CONFIG_PATH, ensureBenchModel } from "./bench-model.js";
+import { benchModelConfig, ensureBenchModel } from "./bench-model.js";
 
 /**
  * `npm run -s bench:pod -- --json [--max-tokens 96] [--prompt-tokens 32] [--ep 1,2] [--threads N] [--rounds 3] [--client-nice 19]`
@@ -39,7 +37,7 @@ const maxTokens = Number(values["max-tokens"]);
 const promptTokens = Number(values["prompt-tokens"]);
 const clientNice = Number(values["client-nice"]);
 const MODEL = "bench-moe";
-const cfg = parseModelConfig(JSON.parse(readFileSync(BENCH_CONFIG_PATH, "utf8")));
+const cfg = benchModelConfig();
 const dir = ensureBenchModel();
 const rng = new Rng(17);
 const randomPrompt = (n: number) => Array.from({ length: n }, () => 3 + Math.floor(rng.uniform() * 16000));

@@ -1,8 +1,8 @@
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { parseModelConfig } from "../../gpu-backend/engine/config.js";
 import { decodeStepParameters, parameterCounts } from "../../gpu-backend/engine/tensor-names.js";
 import { TINY_V3_CONFIG } from "../../gpu-backend/tools/tiny-config.js";
+import { benchModelConfig } from "../../bench/bench-model.js";
 
 const tiny = parseModelConfig(TINY_V3_CONFIG);
 const { hidden: H, vocabSize: V, routedExperts: E, topK: k, moeIntermediate: I } = tiny;
@@ -31,7 +31,7 @@ describe("parameters a decode step reads", () => {
   });
 
   it("bounds batching on the benchmark model: 32 streams read ~5.2× one stream's weights, not 32×", () => {
-    const bench = parseModelConfig(JSON.parse(readFileSync("bench/bench-moe.config.json", "utf8")));
+    const bench = benchModelConfig();
     expect(parameterCounts(bench).active).toBe(36_483_520);
     expect((32 * decodeStepParameters(bench, 1)) / decodeStepParameters(bench, 32)).toBeCloseTo(6.19, 2);
   });
