@@ -83,32 +83,31 @@ export class ExpertGroup {
    * rows inside the graphs.
    */
   async run(plan: ExpertPlan, hn: Float32Array, base: Float32Array): Promise<Float32Array> {
-    // Each part's tasks, checked whole before anything runs.
-    const tasksOf: ExpertTask[][] = this.parts.map(() => []);
+    // Each part's tasks and its experts' pair counts, checked whole before anything runs.
+    const work = this.parts.map((p) => ({ tasks: [] as ExpertTask[], counts: new BigInt64Array(p.experts.length) }));
     let last = -1;
     for (const task of plan.tasks) {
       const expert = task[1];
       const at = this.where.get(expert);
       if (at === undefined) throw new Error(`expert ${expert} of layer ${this.layer} is not loaded here`);
       if (expert <= last) throw new Error(`expert slices must be in ascending expert order`);
-      tasksOf[at.part]!.push(task);
+      work[at.part]!.tasks.push(task);
+      work[at.part]!.counts[at.slot] = BigInt(task[3]);
       last = expert;
     }
     let out = base;
-    for (const [k, tasks] of tasksOf.entries()) {
-      if (tasks.length > 0) out = await this.runPart(this.parts[k]!, tasks, plan, hn, out);
+    for (const [k, { tasks, counts }] of work.entries()) {
+      if (tasks.length > 0) out = await this.runPart(this.parts[k]!, tasks, counts, plan, hn, out);
     }
     return out === base ? base.slice() : out;
   }
 
-  /** One part over its tasks, whose rows are one consecutive stretch of the plan's. */
-  private async runPart(part: Part, tasks: ExpertTask[], plan: ExpertPlan, hn: Float32Array, base: Float32Array): Promise<Float32Array> {
+  /** One part over its tasks, whose rows are one consecutive stretch of the plan's; `counts` per slot of the part. */
+  private async runPart(part: Part, tasks: ExpertTask[], counts: BigInt64Array, plan: ExpertPlan, hn: Float32Array, base: Float32Array): Promise<Float32Array> {
     const from = tasks[0]![2];
     const last = tasks.at(-1)!;
     const to = last[2] + last[3];
     const sub = { rows: plan.rows.slice(from, to), weights: plan.weights.slice(from, to) };
-    const counts = new BigInt64Array(part.experts.length);
-    for (const [, expert, , n] of tasks) counts[this.where.get(expert)!.slot] = BigInt(n);
     const T = hn.length / this.hidden;
     const { index, weight } = combineSlots(sub, T, this.slots);
     const out = await part.session.run({

@@ -25,6 +25,11 @@ export interface Sampled {
   top: { token: number; logprob: number }[];
 }
 
+/** A token chosen without logprobs being asked for: nothing scored. */
+export function unscored(token: number): Sampled {
+  return { token, logprob: 0, top: [] };
+}
+
 /**
  * Per-sequence sampling. The model's logits are processed in OpenAI's order (logit bias, presence/frequency
  * penalties over generated tokens, temperature, top-k, top-p) and sampled with the sequence's seeded RNG.
@@ -82,7 +87,7 @@ export class SequenceSampler {
   sample(raw: Float32Array | null, probs?: Float32Array | null): Sampled {
     if (!raw) {
       if (!probs || this.needsRawLogits()) throw new Error("this sampler needs the raw logits");
-      return { token: this.drawFrom(probs), logprob: 0, top: [] };
+      return unscored(this.drawFrom(probs));
     }
     const V = raw.length;
     // Adjusted logits only when something adjusts them; otherwise the model's row is read as is.
@@ -103,7 +108,7 @@ export class SequenceSampler {
     } else {
       token = probs && this.headTemperature() !== null ? this.drawFrom(probs) : this.draw(l);
     }
-    return this.p.logprobs ? scoreToken(raw, token, this.p.topLogprobs) : { token, logprob: 0, top: [] };
+    return this.p.logprobs ? scoreToken(raw, token, this.p.topLogprobs) : unscored(token);
   }
 
   private draw(l: Float32Array | Float64Array): number {

@@ -1,7 +1,7 @@
 import type { DeepSeekModel, SequenceStep } from "../engine/model.js";
 import { BlockPool, blockHash } from "../kv/block-pool.js";
 import { LatentStore } from "../kv/paged-cache.js";
-import type { Sampled } from "../sampling/sampler.js";
+import { unscored, type Sampled } from "../sampling/sampler.js";
 import { Sequence, type FinishReason, type SequenceSpec } from "./sequence.js";
 import { TenantQueues } from "./tenant-queues.js";
 
@@ -243,7 +243,7 @@ export class Scheduler {
       seq.computed += n;
       this.publishFullBlocks(seq);
       if (steps[i]!.logits === "none" || seq.cancelled || seq.computed < seq.tokens.length) return;
-      const s = d != null ? { token: d, logprob: 0, top: [] } : seq.sampler.sample(l ? lastRow(l) : null, p ? lastRow(p) : p);
+      const s = d != null ? unscored(d) : seq.sampler.sample(l ? lastRow(l) : null, p ? lastRow(p) : p);
       const reason = this.sampleNext(seq, s);
       sampled++;
       if (reason) this.finish(seq, reason);

@@ -18,7 +18,7 @@ import type { Sampled } from "../sampling/sampler.js";
 import { ChoiceFormatter } from "./choice-format.js";
 import { Generation } from "./generation.js";
 import { heldJsonResponse } from "./json-response.js";
-import { expertMetrics, PodMetrics, processMetrics, prometheus, type GenerationOutcome } from "./metrics.js";
+import { expertMetrics, PodMetrics, processMetrics, prometheus, single, type GenerationOutcome } from "./metrics.js";
 import { planChat, planCompletion, type GenerationPlan } from "./prompts.js";
 
 /** The app is installed once the model is loaded (see listener.ts); `draining` is set on SIGTERM. */
@@ -117,17 +117,17 @@ export function createPodApp(d: PodDeps): Hono {
   app.get("/metrics", (c) => {
     const s = d.scheduler.stats();
     const text = prometheus([
-      { name: "pod_requests_waiting", help: "Sequences waiting for admission (the autoscaling signal).", type: "gauge", samples: [{ value: s.waiting }] },
-      { name: "pod_requests_running", help: "Sequences being generated.", type: "gauge", samples: [{ value: s.running }] },
+      single("pod_requests_waiting", "Sequences waiting for admission (the autoscaling signal).", "gauge", s.waiting),
+      single("pod_requests_running", "Sequences being generated.", "gauge", s.running),
       { name: "pod_kv_blocks", help: "KV cache blocks by state.", type: "gauge", samples: [
         { labels: { state: "used" }, value: s.blocks.used },
         { labels: { state: "free" }, value: s.blocks.free },
         { labels: { state: "cached" }, value: s.blocks.cached },
       ] },
-      { name: "pod_prompt_tokens_total", help: "Prompt tokens admitted.", type: "counter", samples: [{ value: s.promptTokens }] },
-      { name: "pod_prompt_cached_tokens_total", help: "Prompt tokens served from the prefix cache.", type: "counter", samples: [{ value: s.cachedTokens }] },
-      { name: "pod_generated_tokens_total", help: "Tokens sampled.", type: "counter", samples: [{ value: s.generatedTokens }] },
-      { name: "pod_preemptions_total", help: "Sequences preempted for lack of KV blocks.", type: "counter", samples: [{ value: s.preemptions }] },
+      single("pod_prompt_tokens_total", "Prompt tokens admitted.", "counter", s.promptTokens),
+      single("pod_prompt_cached_tokens_total", "Prompt tokens served from the prefix cache.", "counter", s.cachedTokens),
+      single("pod_generated_tokens_total", "Tokens sampled.", "counter", s.generatedTokens),
+      single("pod_preemptions_total", "Sequences preempted for lack of KV blocks.", "counter", s.preemptions),
       { name: "pod_http_requests_total", help: "HTTP requests by route and status.", type: "counter", samples: [...d.metrics.requests].map(([k, v]) => {
         const [route, status] = k.split("|");
         return { labels: { route: route!, status: status! }, value: v };

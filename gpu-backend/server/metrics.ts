@@ -115,11 +115,11 @@ export function processMetrics(): MetricFamily[] {
   const m = process.memoryUsage();
   const cpu = process.cpuUsage();
   return [
-    { name: "process_resident_memory_bytes", help: "Resident memory size in bytes.", type: "gauge", samples: [{ value: m.rss }] },
-    { name: "nodejs_heap_size_used_bytes", help: "JavaScript heap in use, in bytes.", type: "gauge", samples: [{ value: m.heapUsed }] },
-    { name: "nodejs_heap_size_total_bytes", help: "JavaScript heap reserved, in bytes.", type: "gauge", samples: [{ value: m.heapTotal }] },
-    { name: "nodejs_external_memory_bytes", help: "Memory of C++ objects bound to JavaScript objects, in bytes.", type: "gauge", samples: [{ value: m.external }] },
-    { name: "process_cpu_seconds_total", help: "User and system CPU time spent, in seconds.", type: "counter", samples: [{ value: (cpu.user + cpu.system) / 1e6 }] },
+    single("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", m.rss),
+    single("nodejs_heap_size_used_bytes", "JavaScript heap in use, in bytes.", "gauge", m.heapUsed),
+    single("nodejs_heap_size_total_bytes", "JavaScript heap reserved, in bytes.", "gauge", m.heapTotal),
+    single("nodejs_external_memory_bytes", "Memory of C++ objects bound to JavaScript objects, in bytes.", "gauge", m.external),
+    single("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", "counter", (cpu.user + cpu.system) / 1e6),
   ];
 }
 
@@ -149,13 +149,23 @@ export function expertMetrics(load: readonly Float64Array[], moeLayers: readonly
   ];
 }
 
+/** A label value as the text format writes it: backslash, double quote and line feed escaped. */
+function escapeLabel(v: string): string {
+  return v.replace(/[\\"\n]/g, (ch) => (ch === "\n" ? "\\n" : `\\${ch}`));
+}
+
+/** A family of one unlabelled sample. */
+export function single(name: string, help: string, type: "gauge" | "counter", value: number): MetricFamily {
+  return { name, help, type, samples: [{ value }] };
+}
+
 /** Prometheus text exposition. */
 export function prometheus(lines: MetricFamily[]): string {
   const out: string[] = [];
   for (const m of lines) {
     out.push(`# HELP ${m.name} ${m.help}`, `# TYPE ${m.name} ${m.type}`);
     for (const s of m.samples) {
-      const labels = s.labels ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${String(v).replace(/["\\\n]/g, "_")}"`).join(",")}}` : "";
+      const labels = s.labels ? `{${Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(String(v))}"`).join(",")}}` : "";
       out.push(`${m.name}${s.suffix ?? ""}${labels} ${Number.isFinite(s.value) ? s.value : 0}`);
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Histogram, PodMetrics, prometheus } from "../../gpu-backend/server/metrics.js";
+import { Histogram, PodMetrics, prometheus, single } from "../../gpu-backend/server/metrics.js";
 
 describe("latency histograms in Prometheus", () => {
   it("counts each observation under every bound at or above it, with the sum and the count", () => {
@@ -34,5 +34,13 @@ describe("latency histograms in Prometheus", () => {
     expect(text).toMatch(/^pod_step_tokens_bucket\{le="32"\} 1$/m);
     expect(text).toMatch(/^pod_step_tokens_sum 544$/m);
     expect(m.tokensPerSecond(2_000)).toBe(48);
+  });
+
+  it("escapes label values as the text format asks, and writes a one-sample family", () => {
+    const text = prometheus([
+      { name: "x_total", help: "Labels.", type: "counter", samples: [{ labels: { route: 'a"b\\c\nd' }, value: 1 }] },
+      single("y", "One.", "gauge", 2),
+    ]);
+    expect(text.split("\n")).toEqual(["# HELP x_total Labels.", "# TYPE x_total counter", 'x_total{route="a\\"b\\\\c\\nd"} 1', "# HELP y One.", "# TYPE y gauge", "y 2", ""]);
   });
 });

@@ -2,7 +2,7 @@ import type { Checkpoint } from "../checkpoint.js";
 import { cacheWidth, isMoeLayer, type ModelConfig } from "../config.js";
 import { A, GraphBuilder } from "../onnx/graph.js";
 import { softmaxScale } from "../rope.js";
-import { gateUpProjection, inverseCdfDraw, linear, rmsNorm, ropeInterleaved, swiglu, swigluActivation, transpose } from "./layers.js";
+import { gateUpProjection, inverseCdfDraw, linear, rmsNorm, ropeInterleaved, stackRows, swiglu, swigluActivation, transpose } from "./layers.js";
 
 /**
  * One decoder layer up to (not including) the routed experts, as a single graph, so a step costs one
@@ -165,15 +165,9 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const expandedAttention = (): string[] => {
     // Long prefill chunks: keys and values are decompressed per head once per run, so the quadratic part works
     // at nope+R / v per head instead of kvl+R / kvl+R — cheaper when many queries share the keys.
-    const wukT = new Float32Array(kvl * nh * nope); // [kvl, nh·nope]
-    const wuvT = new Float32Array(kvl * nh * vd); // [kvl, nh·v]
-    for (let h = 0; h < nh; h++) {
-      const rows = headRows(h);
-      for (let j = 0; j < kvl; j++) {
-        for (let i = 0; i < nope; i++) wukT[j * nh * nope + h * nope + i] = rows[i * kvl + j]!;
-        for (let i = 0; i < vd; i++) wuvT[j * nh * vd + h * vd + i] = rows[(nope + i) * kvl + j]!;
-      }
-    }
+    const heads = Array.from({ length: nh }, (_, h) => headRows(h));
+    const wukT = transpose(stackRows(...heads.map((r) => r.subarray(0, nope * kvl))), nh * nope, kvl); // [kvl, nh·nope]
+    const wuvT = transpose(stackRows(...heads.map((r) => r.subarray(nope * kvl))), nh * vd, kvl); // [kvl, nh·v]
     const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
     const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
     const keysPerHead = (w: Float32Array, name: string, width: number) => // [B, nh, P+Tq, width]
