@@ -212,7 +212,7 @@ export class Scheduler {
     }
 
     const steps: SequenceStep[] = work.map(({ seq, n }) => {
-      const logits = seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length ? "last" : "none";
+      const logits = seq.scoringPrompt ? "all" : seq.computed + n === seq.tokens.length && !seq.promptOnly ? "last" : "none";
       return {
         tokens: seq.tokens.slice(seq.computed, seq.computed + n),
         past: seq.computed,
@@ -242,7 +242,11 @@ export class Scheduler {
       if (l && steps[i]!.logits === "all") seq.scorePrompt(l, seq.computed, V);
       seq.computed += n;
       this.publishFullBlocks(seq);
-      if (steps[i]!.logits === "none" || seq.cancelled || seq.computed < seq.tokens.length) return;
+      if (seq.cancelled || seq.computed < seq.tokens.length) return;
+      if (seq.promptOnly) {
+        this.finish(seq, seq.endPrompt());
+        return;
+      }
       const s = d != null ? unscored(d) : seq.sampler.sample(l ? lastRow(l) : null, p ? lastRow(p) : p);
       const reason = this.sampleNext(seq, s);
       sampled++;

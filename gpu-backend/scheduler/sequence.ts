@@ -103,9 +103,25 @@ export class Sequence {
     this.cache = new PagedLatentCache(store, this.blocks);
   }
 
+  /** Whether the prompt is all it asks for (`max_tokens` 0 with echo): it ends once the prompt is computed. */
+  get promptOnly(): boolean {
+    return this.spec.maxTokens === 0;
+  }
+
+  /** Hands over the prompt's scores (when asked for) before the first token, or at the end of a prompt-only one. */
+  private deliverPrompt(): void {
+    if (this.spec.promptLogprobs != null) this.spec.sink.onPrompt?.(this.promptScores);
+  }
+
+  /** Ends a prompt-only sequence whose prompt is computed (and scored). */
+  endPrompt(): FinishReason {
+    this.deliverPrompt();
+    return "length";
+  }
+
   /** Appends a sampled token; returns the finish reason if generation is over. */
   accept(s: Sampled): FinishReason | null {
-    if (this.generated === 0 && this.spec.promptLogprobs != null) this.spec.sink.onPrompt?.(this.promptScores);
+    if (this.generated === 0) this.deliverPrompt();
     this.tokens.push(s.token);
     this.generated++;
     this.sampler.observe(s.token);

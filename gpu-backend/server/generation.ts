@@ -150,6 +150,8 @@ export class Generation {
     this.stats.set(choice, stats);
     this.remaining--;
     if (reason === "stop" || reason === "length") {
+      // A first choice that ends without a token (the prompt alone) has not released the others yet.
+      if (choice % this.plan.n === 0) this.releaseOthers(choice / this.plan.n);
       this.h.onChoiceEnd(choice, reason);
       if (this.remaining === 0 && !this.failed) {
         this.ctx.latency?.completed((performance.now() - this.ctx.receivedAt) / 1000);

@@ -72,11 +72,12 @@ function contextError(limit: number, prompt: number, completion: number, param: 
   );
 }
 
+/** The completion budget: `maxTokens`, or what the context leaves. Only an explicit 0 (echo alone) may be 0. */
 function checkContext(prompts: number[][], maxTokens: number | null, limit: number, param: string): number {
   const longest = Math.max(...prompts.map((p) => p.length));
   if (longest === 0) throw errors.invalidParam(param, "The prompt is empty.");
   const completion = maxTokens ?? limit - longest;
-  if (longest + completion > limit || completion < 1) throw contextError(limit, longest, Math.max(completion, 1), param);
+  if (longest + completion > limit || completion < (maxTokens === 0 ? 0 : 1)) throw contextError(limit, longest, Math.max(completion, 1), param);
   return completion;
 }
 

@@ -37,9 +37,14 @@ export const CompletionRequestSchema = z.looseObject({
   best_of: z.number().int().min(1).max(20).nullish(),
   logprobs: z.number().int().min(0).max(5).nullish(),
   ...samplingFields,
+  // 0 with `echo`: the prompt alone comes back (with `logprobs`, scored): how evaluation tools score text.
+  max_tokens: z.number().int().min(0).nullish(),
 }).superRefine((req, ctx) => {
   streamOptionsNeedStream(req, ctx);
   choicesWithinLimit(req, ctx);
+  if (req.max_tokens === 0 && req.echo !== true) {
+    ctx.addIssue({ code: "custom", path: ["max_tokens"], message: "max_tokens may be 0 only with echo (to score or return the prompt alone).", params: { code: "invalid_value" } });
+  }
 });
 export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 

@@ -311,4 +311,32 @@ describe("pod", () => {
     expect(chunks[0]!.choices[0]!.text).toBe(prompt);
     expect(chunks[0]!.choices[0]!.logprobs!.token_logprobs).toEqual(plp.token_logprobs!.slice(0, promptCount));
   });
+
+  it("max_tokens 0 with echo returns the prompt alone (scored with logprobs), streamed or not, for every choice", async () => {
+    const ids = [5, 77, 300, 12, 999, 41];
+    const full = await client.completions.create({ model: MODEL, prompt: ids, echo: true, logprobs: 2, max_tokens: 2, temperature: 0 });
+    const scores = full.choices[0]!.logprobs!.token_logprobs!.slice(0, ids.length);
+    const alone = await client.completions.create({ model: MODEL, prompt: ids, echo: true, logprobs: 2, max_tokens: 0, n: 2 });
+    expect(alone.usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: 0 });
+    expect(alone.choices.map((c) => c.finish_reason)).toEqual(["length", "length"]);
+    for (const c of alone.choices) {
+      expect(c.logprobs!.tokens).toHaveLength(ids.length);
+      expect(c.logprobs!.token_logprobs).toEqual(scores);
+      expect(c.text).toBe(c.logprobs!.tokens!.join(""));
+    }
+    // Streamed: the echo chunk (with its scores), then the finish chunk; no token between.
+    const stream = await client.completions.create({ model: MODEL, prompt: ids, echo: true, logprobs: 2, max_tokens: 0, stream: true, stream_options: { include_usage: true } });
+    const chunks = [];
+    for await (const ch of stream) chunks.push(ch);
+    expect(chunks.map((ch) => [ch.choices[0]?.text ?? null, ch.choices[0]?.finish_reason ?? null])).toEqual([[alone.choices[0]!.text, null], ["", "length"], [null, null]]);
+    expect(chunks[0]!.choices[0]!.logprobs!.token_logprobs).toEqual(scores);
+    expect(chunks[2]!.usage).toMatchObject({ prompt_tokens: ids.length, completion_tokens: 0 });
+    // Without logprobs: the text alone. Without echo: refused.
+    const text = await client.completions.create({ model: MODEL, prompt: "The cat", echo: true, max_tokens: 0 });
+    expect(text.choices[0]).toMatchObject({ text: "The cat", finish_reason: "length", logprobs: null });
+    const refused = await client.completions.create({ model: MODEL, prompt: "The cat", max_tokens: 0 }).catch((e) => e);
+    expect(refused).toMatchObject({ status: 400, param: "max_tokens" });
+    const chat = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "hi" }], max_tokens: 0 }).catch((e) => e);
+    expect(chat).toMatchObject({ status: 400, param: "max_tokens" });
+  });
 });
