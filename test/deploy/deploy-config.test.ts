@@ -85,7 +85,7 @@ describe.each(OVERLAYS)("kustomize overlay %s", (region) => {
     expect(matches((find(objects, "NetworkPolicy", "moe-pod-ingress").spec as { podSelector: { matchLabels: Record<string, string> } }).podSelector.matchLabels)).toBe(true);
     const hpa = find(objects, "HorizontalPodAutoscaler", "moe-pod").spec as { metrics: { pods: { metric: { name: string } } }[] };
     // The autoscaling metric is one the pod exports.
-    expect(readFileSync("gpu-backend/server/app.ts", "utf8")).toContain(`name: "${hpa.metrics[0]!.pods.metric.name}"`);
+    expect(readFileSync("gpu-backend/server/app.ts", "utf8")).toMatch(new RegExp(`(name: |single\\()"${hpa.metrics[0]!.pods.metric.name}"`));
   });
 });
 
