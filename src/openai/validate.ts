@@ -11,17 +11,30 @@ export function formatParamPath(path: ReadonlyArray<PropertyKey>): string | null
   return out === "" ? null : out;
 }
 
-/** Deepest path first: a union error's own sub-issues name the field that is really wrong. */
+/** The value's own type did not fit this branch of a union (a string where an array was expected, …). */
+const wrongTypeOnly = (branch: readonly z.core.$ZodIssue[]) => branch.every((i) => i.code === "invalid_type" && i.path.length === 0);
+
+/**
+ * What a failed union most likely means. The branches whose type the value has are the ones the client meant:
+ * with one such branch, its own issue names the problem (`stop` with five strings: too many items, not "invalid
+ * input"); with none, every expected type is listed.
+ */
+function unionIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union" || !("errors" in issue) || issue.errors.length === 0) return issue;
+  const meant = issue.errors.filter((branch) => !wrongTypeOnly(branch));
+  if (meant.length === 1) return mostSpecificIssue(meant[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] })) as z.core.$ZodIssue[]);
+  if (meant.length > 0) return issue;
+  const types = [...new Set(issue.errors.flatMap((branch) => branch.map((i) => ("expected" in i ? String(i.expected) : ""))))].filter(Boolean);
+  const received = /received (\w+)/.exec(issue.errors[0]![0]?.message ?? "")?.[1];
+  return { ...issue, message: `Invalid input: expected ${types.join(" or ")}${received ? `, received ${received}` : ""}` };
+}
+
+/** Deepest path first: a union's own issues (see `unionIssue`) name the field that is really wrong. */
 function mostSpecificIssue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue {
-  let best = issues[0]!;
-  for (const issue of issues) {
-    if (issue.code === "invalid_union" && "errors" in issue && issue.errors.length === 1) {
-      const inner = issue.errors[0]!.map((i) => ({ ...i, path: [...issue.path, ...i.path] }));
-      const candidate = mostSpecificIssue(inner as z.core.$ZodIssue[]);
-      if (candidate.path.length > best.path.length) best = candidate;
-    } else if (issue.path.length > best.path.length) {
-      best = issue;
-    }
+  let best = unionIssue(issues[0]!);
+  for (const issue of issues.slice(1)) {
+    const candidate = unionIssue(issue);
+    if (candidate.path.length > best.path.length) best = candidate;
   }
   return best;
 }

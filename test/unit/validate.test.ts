@@ -46,6 +46,15 @@ describe("validateBody", () => {
     expect(paramOf({ ...ok, stop: ["a", "b", "c", "d", "e"] }).param).toBe("stop");
     expect(paramOf({ ...ok, tools: [{ type: "function", function: { name: "bad name!" } }] }).param).toBe("tools[0].function.name");
   });
+  it("says what is wrong with a value of a union field, by the branch its type matches", () => {
+    expect(paramOf({ ...ok, stop: ["a", "b", "c", "d", "e"] })).toMatchObject({ param: "stop", code: "too_big", message: "Invalid value for 'stop': Too big: expected array to have <=4 items" });
+    expect(paramOf({ ...ok, stop: ["a", 5] })).toMatchObject({ param: "stop[1]", code: "invalid_type" });
+    expect(paramOf({ ...ok, stop: 5 })).toMatchObject({ param: "stop", message: "Invalid value for 'stop': Invalid input: expected string or array, received number" });
+    expect(paramOf({ ...ok, messages: [{ role: "user", content: null }] }).message).toBe("Invalid value for 'messages[0].content': Invalid input: expected string or array, received null");
+    // Several branches fit its type (a list of numbers or of lists): no guess.
+    expect(paramOf({ model: "m", prompt: [1.5] }, CompletionRequestSchema)).toMatchObject({ param: "prompt", code: "invalid_union" });
+    expect(paramOf({ model: "m" }, CompletionRequestSchema)).toMatchObject({ param: "prompt", code: "missing_required_parameter" });
+  });
   it("refuses stream_options without stream, and top_logprobs without logprobs", () => {
     expect(paramOf({ ...ok, stream_options: { include_usage: true } })).toMatchObject({ param: "stream_options", code: "invalid_value" });
     expect(paramOf({ model: "m", prompt: "x", stream: false, stream_options: { include_usage: true } }, CompletionRequestSchema).param).toBe("stream_options");
