@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createRuntime } from "../../gpu-backend/engine/kernels/runtime.js";
 import onnxProto from "onnx-proto";
-import { GraphBuilder } from "../../gpu-backend/engine/onnx/graph.js";
+import { A, GraphBuilder } from "../../gpu-backend/engine/onnx/graph.js";
 
 const { onnx } = onnxProto;
 
@@ -34,6 +34,38 @@ describe.each(["node", "web"] as const)("GraphBuilder.ifElse (%s backend)", (bac
     } finally {
       await session.release();
     }
+  });
+});
+
+describe.each(["node", "web"] as const)("GraphBuilder.loop (%s backend)", (backend) => {
+  it("threads values through its iterations, their shapes changing, reading values of the enclosing graph", async () => {
+    // Iteration k appends x[k] · scale to a growing list and adds it to a running sum: after n = len(x)
+    // iterations the list is x · scale and the sum their total.
+    const g = new GraphBuilder("loopy");
+    const x = g.input("x", ["n"]);
+    const scale = g.op("Mul", [g.op("ReduceMax", [x], { keepdims: A.i(0) }), g.f32(0)]); // 0, read inside
+    const ten = g.op("Add", [scale, g.f32(10)]);
+    const n = g.op("Squeeze", [g.op("Shape", [x])]);
+    const [list, sum] = g.loop(n, [g.op("Slice", [x, g.i64([0]), g.i64([0])]), g.f32(0)], (k, [soFar, total]) => {
+      const item = g.op("Mul", [g.op("Gather", [x, g.op("Unsqueeze", [k, g.i64([0])])]), ten]); // [1]
+      return [g.op("Concat", [soFar!, item], { axis: A.i(0) }), g.op("Add", [total!, g.op("Squeeze", [item])])];
+    });
+    g.output(list!, "list", ["n"]);
+    g.output(sum!, "sum", []);
+    const session = await (await createRuntime({ backend, threads: 1 })).createSession(g.build());
+    try {
+      const out = await session.run({ x: { data: Float32Array.from([1, 2, 3, -1]), dims: [4] } });
+      expect([...out.list!]).toEqual([10, 20, 30, -10]);
+      expect([...out.sum!]).toEqual([50]);
+    } finally {
+      await session.release();
+    }
+  });
+
+  it("refuses a body that returns a different number of values than it carries", () => {
+    const g = new GraphBuilder("bad");
+    const x = g.input("x", [1]);
+    expect(() => g.loop(g.i64([1]), [x], () => [x, x])).toThrow(/as many values/);
   });
 });
 

@@ -46,6 +46,8 @@ beforeAll(async () => {
   models.v3 = await DeepSeekModel.load(join(dir, "v3"), { backend: "node" });
   models.v2 = await DeepSeekModel.load(join(dir, "v2"), { backend: "node" });
   models.v3web = await DeepSeekModel.load(join(dir, "v3"), { backend: "web" });
+  // Every group of two or more sequences with a past attends it one sequence at a time.
+  models.v3parts = await DeepSeekModel.load(join(dir, "v3"), { backend: "node", attentionPartBytes: 1 });
 });
 
 afterAll(async () => {
@@ -80,6 +82,8 @@ describe.each([
   ["v3", "paged"],
   ["v2", "contiguous"],
   ["v2", "paged"],
+  ["v3parts", "contiguous"],
+  ["v3parts", "paged"],
 ])("%s, %s rows: the latent cache reproduces full recomputation", (name, kind) => {
   const cacheFor = (m: DeepSeekModel) => (kind === "paged" ? pagedCache(m) : new ContiguousLatentCache(m.config.layers, m.cacheWidth, 8));
 
@@ -152,6 +156,32 @@ describe.each([
     await m.forward(seqs.flatMap((ids, i) => (ids.length > 8 ? [{ tokens: ids.slice(0, -8), past: 0, cache: caches[i]!, logits: "none" as const }] : [])));
     const together = await m.forward(seqs.map((ids, i) => ({ tokens: ids.slice(-8), past: ids.length - 8, cache: caches[i]!, logits: "all" as const })));
     seqs.forEach((ids, i) => expect(maxDiff(together.logits[i]!, alone[i]!.subarray((ids.length - 8) * V))).toBeLessThan(1e-4));
+  });
+});
+
+describe("attention over a group's past in parts", () => {
+  it("parts of 2 of 5 sequences (the last one short) give the logits of one whole-group run, decoding and in chunks", async () => {
+    const whole = models.v3!;
+    // Parts hold 64 cached rows: 2 sequences of 32 positions (8 blocks of 4).
+    const parts = await DeepSeekModel.load(join(dir, "v3"), { backend: "node", attentionPartBytes: whole.cacheWidth * 4 * 64 });
+    try {
+      const V = whole.config.vocabSize;
+      const pasts = [30, 17, 25, 9, 29];
+      for (const tq of [1, 3]) {
+        const run = async (m: DeepSeekModel) => {
+          const caches = pasts.map(() => pagedCache(m));
+          await m.forward(pasts.map((n, i) => ({ tokens: prompt(n, 40 + i), past: 0, cache: caches[i]!, logits: "none" as const })));
+          return (await m.forward(pasts.map((n, i) => ({ tokens: prompt(tq, 50 + i), past: n, cache: caches[i]!, logits: "all" as const })))).logits;
+        };
+        const [a, b] = [await run(whole), await run(parts)];
+        pasts.forEach((_, i) => {
+          expect(a[i]!.length).toBe(tq * V);
+          expect(maxDiff(b[i]!, a[i]!)).toBeLessThan(1e-5);
+        });
+      }
+    } finally {
+      await parts.close();
+    }
   });
 });
 

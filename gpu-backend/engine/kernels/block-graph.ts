@@ -18,7 +18,9 @@ import { gateUpProjection, inverseCdfDraw, linear, rmsNorm, ropeInterleaved, sta
  *                          (`table` and `past_len` then describe what follows them); empty when none
  * The graph gathers `past [B, P, D]` from the pool itself: copying the rows is the one pass over the cache that
  * attention cannot avoid, and onnxruntime's Gather makes it on the pool's threads instead of JavaScript's one
- * (bench model, 32 sequences decoding at 2k positions: 226 → 170 ms a step; no change at 100 positions).
+ * (bench model, 32 sequences decoding at 2k positions: 226 → 170 ms a step; no change at 100 positions). Where
+ * the group's past rows are more than `attentionPartBytes` a sequence's worth, the absorbed form gathers and
+ * attends them a few sequences at a time (see `partByPart`).
  * Outputs:
  *   kv       [T, D]        the new tokens' cache rows: normalised latent ‖ rotated shared rope key
  *   dense layer:  out [T, H]  the residual stream leaving the layer
@@ -30,7 +32,14 @@ import { gateUpProjection, inverseCdfDraw, linear, rmsNorm, ropeInterleaved, sta
  * `expandedMinTokens`+ tokens a sequence, with no shared blocks): keys and values are decompressed per head, as
  * in the model's own formulation. Both read and write the same cache.
  */
-export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, expandedMinTokens: number): Uint8Array {
+export interface BlockGraphOptions {
+  /** Chunks of at least this many tokens a sequence attend in the expanded form. */
+  expandedMinTokens: number;
+  /** Most bytes of gathered past rows one part of a decode or short-chunk group attends at once. */
+  attentionPartBytes: number;
+}
+
+export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: number, opts: BlockGraphOptions): Uint8Array {
   const H = cfg.hidden;
   const nh = cfg.heads;
   const R = cfg.ropeDim;
@@ -49,12 +58,13 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   const table = g.input("table", ["B", "nb"], "int64");
   const pastLen = g.input("past_len", ["B"]);
   const sharedTable = g.input("shared_table", ["ns"], "int64");
-  const past = g.op("Reshape", [g.op("Gather", [pool, table], { axis: A.i(0) }), g.i64([0, -1, D])]); // [B, P, D]
+  /** The cached rows of the sequences whose block-table rows are given: `[b, P, D]`. */
+  const gatherPast = (tableRows: string) => g.op("Reshape", [g.op("Gather", [pool, tableRows], { axis: A.i(0) }), g.i64([0, -1, D])]);
 
-  // Group geometry from the inputs: B sequences × Tq tokens.
+  // Group geometry from the inputs: B sequences × Tq tokens, P = nb·S past rows each.
   const shapeOf = (t: string, i: number) => g.op("Gather", [g.op("Shape", [t]), g.i64([i])], { axis: A.i(0) });
-  const B = shapeOf(past, 0);
-  const P = shapeOf(past, 1);
+  const B = shapeOf(table, 0);
+  const P = g.op("Mul", [shapeOf(table, 1), g.op("Div", [shapeOf(pool, 1), g.i64([D])])]);
   const T = shapeOf(x, 0);
   const Tq = g.op("Div", [T, B]);
 
@@ -131,32 +141,57 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const qCat = g.op("Mul", [g.op("Concat", [qAbs, qPeRot], { axis: A.i(-1) }), scale]); // [T, nh, D]
     // Per sequence, its heads × new tokens form the rows of one GEMM against its keys: [B, nh·Tq, D].
     const qRows = g.op("Reshape", [perSequenceHeads(qCat, D), g.op("Concat", [B, g.i64([-1, D])], { axis: A.i(0) })]);
-    // Past and new keys are multiplied separately and only the small score and output tensors joined: joining
-    // the keys would copy every cached latent of the group once per layer (MBs at 32 sequences).
-    const againstKeys = (k: string) => g.op("MatMul", [qRows, g.op("Transpose", [k], { perm: A.ints([0, 2, 1]) })]);
-    // Blocks that every sequence of the group has at the start of its past (a cached prompt prefix they share:
-    // one system prompt, n choices) come as `shared_table [ns]`, and `table`/`past_len` hold only what follows.
-    // The shared rows are gathered once and attended by all the group's queries in one GEMM of B·nh·Tq rows,
-    // instead of B GEMMs of nh·Tq rows over B copies (8 rows a GEMM run far below the CPU's GEMM speed).
-    const shared = g.op("Reshape", [g.op("Gather", [pool, sharedTable], { axis: A.i(0) }), g.i64([-1, D])]); // [Ps, D]
-    const Ps = shapeOf(shared, 0);
-    const queries = g.op("Reshape", [qRows, g.i64([-1, D])]); // [B·nh·Tq, D]
     const rowsEach = g.op("Mul", [Tq, g.i64([nh])]);
     // `allowzero`: with no shared blocks, Ps is a real 0 (not "keep this dimension").
     const reshape = (t: string, dims: string[]) => g.op("Reshape", [t, g.op("Concat", dims, { axis: A.i(0) })], { allowzero: A.i(1) });
-    const sharedScores = reshape(g.op("MatMul", [queries, g.op("Transpose", [shared])]), [B, rowsEach, Ps]);
-    const scores = g.op("Concat", [sharedScores, againstKeys(past), againstKeys(kvNew3)], { axis: A.i(-1) }); // [B, nh·Tq, Ps+P+Tq]
-    const everySharedRow = g.op("Expand", [g.f32(0), g.op("Concat", [B, g.i64([1]), Tq, Ps], { axis: A.i(0) })]);
-    const bias = g.op("Concat", [everySharedRow, maskBias], { axis: A.i(-1) });
-    const probs4 = g.op("Softmax", [g.op("Add", [g.op("Reshape", [scores, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]), bias])], { axis: A.i(-1) });
-    const sharedEnd = g.op("Add", [Ps, P]);
-    const probs = g.op("Reshape", [probs4, g.op("Concat", [B, rowsEach, g.op("Add", [sharedEnd, Tq])], { axis: A.i(0) })]);
-    const sharedProbs = reshape(g.op("Slice", [probs, g.i64([0]), Ps, g.i64([2])]), [shapeOf(queries, 0), Ps]);
-    const pastProbs = g.op("Slice", [probs, Ps, sharedEnd, g.i64([2])]);
-    const newProbs = g.op("Slice", [probs, sharedEnd, g.i64([2 ** 62]), g.i64([2])]);
-    const sharedOut = reshape(g.op("MatMul", [sharedProbs, shared]), [B, rowsEach, g.i64([D])]);
-    // probs × whole keys, then keep the latent columns: slicing the small product is cheaper than the keys.
-    const attended = g.op("Add", [sharedOut, g.op("Add", [g.op("MatMul", [pastProbs, past]), g.op("MatMul", [newProbs, kvNew3])])]); // [B, nh·Tq, D]
+    /**
+     * Attention of `q [b, nh·Tq, D]` over each sequence's `past [b, P, D]` and new rows `kv [b, Tq, D]` under
+     * `bias [b, 1, Tq, P+Tq]`, and, when given, over `shared [Ps, D]` rows every sequence has before its past:
+     * `[b, nh·Tq, D]`. Past and new keys are multiplied separately and only the small score and output tensors
+     * joined: joining the keys would copy every cached latent once per layer (MBs at 32 sequences).
+     */
+    const attendLatents = (q: string, past: string, kv: string, bias: string, shared: string | null): string => {
+      const b = shapeOf(q, 0);
+      const againstKeys = (k: string) => g.op("MatMul", [q, g.op("Transpose", [k], { perm: A.ints([0, 2, 1]) })]);
+      const parts = [againstKeys(past), againstKeys(kv)];
+      let fullBias = bias;
+      let Ps = g.i64([0]);
+      if (shared) {
+        // Shared rows are attended by all the group's queries in one GEMM of B·nh·Tq rows, instead of B GEMMs of
+        // nh·Tq rows over B copies (8 rows a GEMM run far below the CPU's GEMM speed).
+        Ps = shapeOf(shared, 0);
+        parts.unshift(reshape(g.op("MatMul", [g.op("Reshape", [q, g.i64([-1, D])]), g.op("Transpose", [shared])]), [b, rowsEach, Ps]));
+        fullBias = g.op("Concat", [g.op("Expand", [g.f32(0), g.op("Concat", [b, g.i64([1]), Tq, Ps], { axis: A.i(0) })]), bias], { axis: A.i(-1) });
+      }
+      const scores = g.op("Concat", parts, { axis: A.i(-1) }); // [b, nh·Tq, Ps+P+Tq]
+      const probs4 = g.op("Softmax", [g.op("Add", [g.op("Reshape", [scores, g.op("Concat", [b, g.i64([nh]), Tq, g.i64([-1])], { axis: A.i(0) })]), fullBias])], { axis: A.i(-1) });
+      const probs = g.op("Reshape", [probs4, g.op("Concat", [b, rowsEach, g.i64([-1])], { axis: A.i(0) })]);
+      const pastEnd = g.op("Add", [Ps, shapeOf(past, 1)]);
+      const pastProbs = g.op("Slice", [probs, Ps, pastEnd, g.i64([2])]);
+      const newProbs = g.op("Slice", [probs, pastEnd, g.i64([2 ** 62]), g.i64([2])]);
+      // probs × whole keys, then (below) keep the latent columns: slicing the small product is cheaper than the keys.
+      const attended = g.op("Add", [g.op("MatMul", [pastProbs, past]), g.op("MatMul", [newProbs, kv])]);
+      if (!shared) return attended;
+      const sharedProbs = reshape(g.op("Slice", [probs, g.i64([0]), Ps, g.i64([2])]), [g.i64([-1]), Ps]);
+      return g.op("Add", [reshape(g.op("MatMul", [sharedProbs, shared]), [b, rowsEach, g.i64([D])]), attended]);
+    };
+    // Blocks that every sequence of the group has at the start of its past (a cached prompt prefix they share:
+    // one system prompt, n choices) come as `shared_table [ns]`, and `table`/`past_len` hold only what follows.
+    const wholeGroup = () => [attendLatents(qRows, gatherPast(table), kvNew3, maskBias, g.op("Reshape", [g.op("Gather", [pool, sharedTable], { axis: A.i(0) }), g.i64([-1, D])]))];
+    // Long pasts (and no shared blocks) are attended a few sequences at a time, so each part's gathered rows are
+    // still in cache when both its GEMMs read them (see ATTENTION_PART_BYTES for what that saves).
+    const partRows = g.op("Max", [g.op("Div", [g.i64([Math.max(1, Math.floor(opts.attentionPartBytes / (D * 4)))]), g.op("Max", [P, g.i64([1])])]), g.i64([1])]);
+    const inParts = g.op("And", [g.op("Less", [partRows, B]), g.op("Equal", [shapeOf(sharedTable, 0), g.i64([0])])]);
+    const partByPart = () => {
+      const parts = g.op("Squeeze", [g.op("Div", [g.op("Sub", [g.op("Add", [B, partRows]), g.i64([1])]), partRows])]);
+      const none = g.op("Slice", [qRows, g.i64([0]), g.i64([0]), g.i64([0])]);
+      return g.loop(parts, [none], (k, [done]) => {
+        const from = g.op("Mul", [k, partRows]);
+        const part = (t: string) => g.op("Slice", [t, from, g.op("Add", [from, partRows]), g.i64([0])]);
+        return [g.op("Concat", [done!, attendLatents(part(qRows), gatherPast(part(table)), part(kvNew3), part(maskBias), null)], { axis: A.i(0) })];
+      });
+    };
+    const [attended] = g.ifElse(inParts, partByPart, wholeGroup) as [string]; // [B, nh·Tq, D]
     const oRows = g.op("Slice", [attended, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, nh·Tq, kvl]
     const oTok = g.op("Reshape", [g.op("Transpose", [g.op("Reshape", [oRows, g.op("Concat", [B, g.i64([nh]), Tq, g.i64([kvl])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) }), g.i64([-1, nh, kvl])]); // [T, nh, kvl]
     const oV = headsFirst(g.op("MatMul", [headsFirst(oTok), g.weight("w_uv_t", wuvT, [nh, kvl, vd])])); // [T, nh, v]
@@ -168,7 +203,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
     const heads = Array.from({ length: nh }, (_, h) => headRows(h));
     const wukT = transpose(stackRows(...heads.map((r) => r.subarray(0, nope * kvl))), nh * nope, kvl); // [kvl, nh·nope]
     const wuvT = transpose(stackRows(...heads.map((r) => r.subarray(nope * kvl))), nh * vd, kvl); // [kvl, nh·v]
-    const keys = g.op("Concat", [past, kvNew3], { axis: A.i(1) });
+    const keys = g.op("Concat", [gatherPast(table), kvNew3], { axis: A.i(1) });
     const latents = g.op("Slice", [keys, g.i64([0]), g.i64([kvl]), g.i64([2])]); // [B, P+Tq, kvl]
     const keysPerHead = (w: Float32Array, name: string, width: number) => // [B, nh, P+Tq, width]
       g.op("Transpose", [g.op("Reshape", [g.op("MatMul", [latents, g.weight(name, w, [kvl, nh * width])]), g.op("Concat", [B, g.i64([-1, nh, width])], { axis: A.i(0) })])], { perm: A.ints([0, 2, 1, 3]) });
@@ -186,7 +221,7 @@ export function buildBlockGraph(cfg: ModelConfig, ckpt: Checkpoint, layer: numbe
   };
   // Long chunks attend in the expanded form, everything else (decode, short chunks) in the absorbed one; the
   // shared rows of `shared_table` are read by the absorbed form only, so a group bringing any takes it.
-  const expandedForm = g.op("And", [g.op("GreaterOrEqual", [Tq, g.i64([expandedMinTokens])]), g.op("Equal", [shapeOf(sharedTable, 0), g.i64([0])])]);
+  const expandedForm = g.op("And", [g.op("GreaterOrEqual", [Tq, g.i64([opts.expandedMinTokens])]), g.op("Equal", [shapeOf(sharedTable, 0), g.i64([0])])]);
   const [oFlat] = g.ifElse(expandedForm, expandedAttention, absorbedAttention) as [string]; // [T, nh·v]
   const attn = linear(g, oFlat, "o_proj", W("self_attn.o_proj.weight", [H, nh * vd]), H, nh * vd);
   const h = g.op("Add", [x, attn]);

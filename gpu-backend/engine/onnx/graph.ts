@@ -196,6 +196,37 @@ export class GraphBuilder {
     return this.opN("If", [cond], thenBranch.output!.length, { then_branch: { kind: "g", v: thenBranch }, else_branch: { kind: "g", v: elseBranch } });
   }
 
+  /**
+   * `Loop`: runs `body` `count` times (an int64 scalar), threading `carried` float values through: each
+   * iteration gets its index (int64 scalar) and the values as the last one left them, and returns their next
+   * ones (shapes may change between iterations). Returns their final values. Like an If's branches, the body
+   * may read any value built before it.
+   */
+  loop(count: string, carried: string[], body: (iteration: string, values: string[]) => string[]): string[] {
+    const outer = this.nodes;
+    this.nodes = [];
+    try {
+      const id = this.counter++;
+      const iteration = `loop${id}_i`;
+      const cond = `loop${id}_cond`;
+      const inputs = carried.map((_, k) => `loop${id}_v${k}`);
+      const next = body(iteration, inputs);
+      if (next.length !== carried.length) throw new Error("a loop body returns as many values as it carries");
+      // Every body output must be a value of its own (one produced in the body, named once).
+      const outputs = [this.op("Identity", [cond]), ...next.map((v, k) => (this.nodes.some((n) => n.output!.includes(v)) && next.indexOf(v) === k ? v : this.op("Identity", [v])))];
+      const graph: IGraphProto = {
+        name: `${this.name}_loop${id}`,
+        node: this.nodes,
+        input: [valueInfo(iteration, "int64", []), valueInfo(cond, "bool", []), ...inputs.map((v) => valueInfo(v, "float", null))],
+        output: [valueInfo(outputs[0]!, "bool", []), ...outputs.slice(1).map((v) => valueInfo(v, "float", null))],
+      };
+      this.nodes = outer;
+      return this.opN("Loop", [count, "", ...carried], carried.length, { body: { kind: "g", v: graph } });
+    } finally {
+      this.nodes = outer;
+    }
+  }
+
   build(): Uint8Array {
     this.nameOutputs();
     // onnxruntime refuses a model over 2 GB; saying which graph is too large beats its generic message.
