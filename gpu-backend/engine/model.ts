@@ -20,8 +20,8 @@ const EXPANDED_ATTENTION_MIN_TOKENS = 128;
 /**
  * Decode and short-chunk groups whose past rows exceed this many bytes gather and attend them a part at a time
  * (see `buildBlockGraph`), so a part's rows stay in cache between the gather and both GEMMs. Bench model, 32
- * sequences decoding: attention −20% a step at 500 and 1,000 positions, −15 to −25% at 2,000 (whole steps −9 to
- * −19%); parts of 2 and 8 MB did alike; short pasts (one part) unchanged.
+ * sequences decoding: attention −14 to −28% a step at 2,000 positions (whole steps −9 to −23%), about −20% at 500
+ * and 1,000; parts of 2 and 8 MB did alike; short pasts (one part) unchanged.
  */
 const ATTENTION_PART_BYTES = 4 * 2 ** 20;
 
