@@ -39,12 +39,11 @@ describe.each(["node", "web"] as const)("GraphBuilder.ifElse (%s backend)", (bac
 
 describe.each(["node", "web"] as const)("GraphBuilder.loop (%s backend)", (backend) => {
   it("threads values through its iterations, their shapes changing, reading values of the enclosing graph", async () => {
-    // Iteration k appends x[k] · scale to a growing list and adds it to a running sum: after n = len(x)
-    // iterations the list is x · scale and the sum their total.
+    // Iteration k appends x[k] · ten (ten = 0 · max(x) + 10, computed before the loop) to a growing list and adds
+    // it to a running sum: after n = len(x) iterations the list is 10 · x and the sum its total.
     const g = new GraphBuilder("loopy");
     const x = g.input("x", ["n"]);
-    const scale = g.op("Mul", [g.op("ReduceMax", [x], { keepdims: A.i(0) }), g.f32(0)]); // 0, read inside
-    const ten = g.op("Add", [scale, g.f32(10)]);
+    const ten = g.op("Add", [g.op("Mul", [g.op("ReduceMax", [x], { keepdims: A.i(0) }), g.f32(0)]), g.f32(10)]);
     const n = g.op("Squeeze", [g.op("Shape", [x])]);
     const [list, sum] = g.loop(n, [g.op("Slice", [x, g.i64([0]), g.i64([0])]), g.f32(0)], (k, [soFar, total]) => {
       const item = g.op("Mul", [g.op("Gather", [x, g.op("Unsqueeze", [k, g.i64([0])])]), ten]); // [1]
