@@ -178,20 +178,8 @@ export class GraphBuilder {
    * of every weight serves both branches.
    */
   ifElse(cond: string, then: () => string[], otherwise: () => string[]): string[] {
-    const branch = (name: string, body: () => string[]): IGraphProto => {
-      const outer = this.nodes;
-      this.nodes = [];
-      try {
-        // A branch output must be produced inside it: an outer value (or one returned twice) is copied there.
-        const values = body();
-        const output = values.map((v, k) => (this.nodes.some((n) => n.output!.includes(v)) && values.indexOf(v) === k ? v : this.op("Identity", [v])));
-        return { name: `${this.name}_${name}`, node: this.nodes, output: output.map((o) => valueInfo(o, "float", null)) };
-      } finally {
-        this.nodes = outer;
-      }
-    };
-    const thenBranch = branch(`then${this.counter}`, then);
-    const elseBranch = branch(`else${this.counter}`, otherwise);
+    const thenBranch = this.subgraph(`then${this.counter}`, [], then);
+    const elseBranch = this.subgraph(`else${this.counter}`, [], otherwise);
     if (thenBranch.output!.length !== elseBranch.output!.length) throw new Error("If branches must have as many outputs");
     return this.opN("If", [cond], thenBranch.output!.length, { then_branch: { kind: "g", v: thenBranch }, else_branch: { kind: "g", v: elseBranch } });
   }
@@ -203,25 +191,31 @@ export class GraphBuilder {
    * may read any value built before it.
    */
   loop(count: string, carried: string[], body: (iteration: string, values: string[]) => string[]): string[] {
+    const id = this.counter++;
+    const iteration = `loop${id}_i`;
+    const cond = `loop${id}_cond`;
+    const inputs = carried.map((_, k) => `loop${id}_v${k}`);
+    const inputInfo = [valueInfo(iteration, "int64", []), valueInfo(cond, "bool", []), ...inputs.map((v) => valueInfo(v, "float", null))];
+    const graph = this.subgraph(`loop${id}`, inputInfo, () => {
+      const next = body(iteration, inputs);
+      if (next.length !== carried.length) throw new Error("a loop body returns as many values as it carries");
+      return [cond, ...next];
+    }, (v, k) => (k === 0 ? valueInfo(v, "bool", []) : valueInfo(v, "float", null)));
+    return this.opN("Loop", [count, "", ...carried], carried.length, { body: { kind: "g", v: graph } });
+  }
+
+  /**
+   * A subgraph (an If branch, a Loop body) of the nodes `body` adds, with the values it returns as outputs (float
+   * of any shape unless `info` says otherwise). An output must be produced inside the subgraph: an outer value,
+   * an input, or one returned twice is copied there.
+   */
+  private subgraph(name: string, input: IValueInfoProto[], body: () => string[], info = (v: string, _k: number) => valueInfo(v, "float", null)): IGraphProto {
     const outer = this.nodes;
     this.nodes = [];
     try {
-      const id = this.counter++;
-      const iteration = `loop${id}_i`;
-      const cond = `loop${id}_cond`;
-      const inputs = carried.map((_, k) => `loop${id}_v${k}`);
-      const next = body(iteration, inputs);
-      if (next.length !== carried.length) throw new Error("a loop body returns as many values as it carries");
-      // Every body output must be a value of its own (one produced in the body, named once).
-      const outputs = [this.op("Identity", [cond]), ...next.map((v, k) => (this.nodes.some((n) => n.output!.includes(v)) && next.indexOf(v) === k ? v : this.op("Identity", [v])))];
-      const graph: IGraphProto = {
-        name: `${this.name}_loop${id}`,
-        node: this.nodes,
-        input: [valueInfo(iteration, "int64", []), valueInfo(cond, "bool", []), ...inputs.map((v) => valueInfo(v, "float", null))],
-        output: [valueInfo(outputs[0]!, "bool", []), ...outputs.slice(1).map((v) => valueInfo(v, "float", null))],
-      };
-      this.nodes = outer;
-      return this.opN("Loop", [count, "", ...carried], carried.length, { body: { kind: "g", v: graph } });
+      const values = body();
+      const output = values.map((v, k) => (this.nodes.some((n) => n.output!.includes(v)) && values.indexOf(v) === k ? v : this.op("Identity", [v])));
+      return { name: `${this.name}_${name}`, node: this.nodes, input, output: output.map(info) };
     } finally {
       this.nodes = outer;
     }
