@@ -159,7 +159,7 @@ export class DeepSeekModel {
    * alternating), the experts' inputs and gate scores, the new cache rows, and a group's copied-out past rows
    * (see `attend`). The layer graphs write their outputs into them in place. Fresh arrays each layer were
    * ~2.4 MB a step at 32 sequences, and they drove collections that stall steps: a pod's 32-stream run took 60
-   * full ones with them, 37 without (under node's default heap sizes; see POD_COMMAND for the pod's).
+   * full ones with them, 37 without (under node's default heap sizes; see POD_NODE_FLAGS for the pod's).
    */
   private scratch = new Map<string, Float32Array>();
 
