@@ -1,4 +1,4 @@
-import { getPriority, setPriority } from "node:os";
+import { availableParallelism, cpus, getPriority, setPriority } from "node:os";
 import { parseArgs } from "node:util";
 import { EventSourceParserStream } from "eventsource-parser/stream";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
@@ -210,6 +210,8 @@ const tps = (r: Record<string, unknown>, c: number) => (r[`c${c}`] as Figures | 
 const [first, ...others] = Object.keys(runs);
 const report = {
   model: "bench/bench-moe.config.json (204.5M params, 64 experts top-6)",
+  // Figures from different hosts are compared (the 2-core reference VM, larger hosts): each report names its own.
+  host: { cpus: availableParallelism(), cpu: cpus()[0]?.model ?? "unknown" },
   prompt_tokens: promptTokens,
   max_tokens: maxTokens,
   rounds,
