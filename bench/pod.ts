@@ -4,6 +4,7 @@ import { EventSourceParserStream } from "eventsource-parser/stream";
 import { startPod, type PodProcess } from "../scripts/pod-process.js";
 import { Rng } from "../gpu-backend/engine/rng.js";
 import { decodeStepParameters } from "../gpu-backend/engine/tensor-names.js";
+import { usableCpuCount } from "../gpu-backend/engine/kernels/host-cpus.js";
 import { benchModelConfig, ensureBenchModel } from "./bench-model.js";
 
 /**
@@ -13,7 +14,7 @@ import { benchModelConfig, ensureBenchModel } from "./bench-model.js";
  * core on the 2-core reference machine); the same at 32 with the per-token expert loop (grouping disabled) for
  * each; and time to first token for a 2k-token shared prefix, cached vs uncached.
  * The 1- and 32-stream figures are medians of `--rounds` interleaved rounds (see `measureEp`).
- * `--threads` is passed to the pods (their pools' size; on larger hosts, the core count).
+ * `--threads` is passed to the pods (their pools' size; without it, pods use the CPUs they can keep busy).
  * The client (this process) drives the streams at `--client-nice` (default 19, the lowest priority) once the pods
  * run: where it shares the pods' cores, the events it handles would otherwise preempt their step's threads
  * (2-core VM, 32 streams: a pod's forward pass took 66–69 → 58 ms a step), which no remote client does; 0
@@ -216,7 +217,7 @@ const report = {
   max_tokens: maxTokens,
   rounds,
   client_nice: getPriority(),
-  ...(values.threads ? { threads: Number(values.threads) } : {}),
+  threads: values.threads ? Number(values.threads) : usableCpuCount(), // the pods' default is this process's count
   ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, { grouped: r.grouped, per_token_expert_loop: r.per_token_expert_loop }])),
   ratios: {
     ...Object.fromEntries(Object.entries(runs).map(([k, r]) => [k, r.ratios])),

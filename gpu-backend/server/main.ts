@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const listener = await listen(opts.port, opts.host, loadingApp(opts.podId).fetch);
   const { server, port } = listener;
-  log("loading", { port, model: opts.model });
+  log("loading", { port, model: opts.model, threads: opts.threads });
   const heapFlags = missingNodeFlags(process.execArgv);
   if (heapFlags.length > 0) log(`node was started without ${heapFlags.join(" and ")}: under load, garbage collections will stall steps (start it as the container image does)`);
 

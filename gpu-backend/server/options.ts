@@ -1,5 +1,6 @@
 import { basename, resolve } from "node:path";
 import { z } from "zod";
+import { usableCpuCount } from "../engine/kernels/host-cpus.js";
 
 /** "true"/"false" (also 1/0, yes/no, on/off) from a flag or variable; anything else is left to fail validation. */
 function switchValue(v: unknown): unknown {
@@ -18,7 +19,8 @@ export const PodOptionsSchema = z.object({
   servedModelName: z.string().optional(),
   podId: z.string().optional(),
   backend: z.enum(["node", "web"]).default("node"),
-  threads: z.coerce.number().int().positive().default(2),
+  /** Intra-op threads of the pod's pools; default: the CPUs it can keep busy (`usableCpuCount`). */
+  threads: z.coerce.number().int().positive().optional(),
   /** Pin pool workers to their own CPUs: off (`--no-pin-threads`, `POD_PIN_THREADS=false`) where the pod shares them. */
   pinThreads: z.preprocess(switchValue, z.boolean()).default(true),
   /** Native backend only: e.g. "cuda,cpu" on GPU hosts. */
@@ -47,7 +49,7 @@ export const PodOptionsSchema = z.object({
   /** Serve unsigned requests on a non-loopback address (`--allow-unsigned`): a trusted private network only. */
   allowUnsigned: z.preprocess(switchValue, z.boolean()).default(false),
 });
-export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; kvBlocks: number; edgeSecrets: string[] };
+export type PodOptions = z.infer<typeof PodOptionsSchema> & { servedModelName: string; podId: string; threads: number; kvBlocks: number; edgeSecrets: string[] };
 
 /** Addresses only this machine can reach: a pod bound to one may run without the edge's secret (development). */
 export function isLoopbackHost(host: string): boolean {
@@ -79,7 +81,7 @@ const FLAGS: Record<string, keyof z.infer<typeof PodOptionsSchema>> = {
   "--keepalive-ms": "keepaliveMs",
 };
 
-export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): PodOptions {
+export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}, usableCpus: () => number = usableCpuCount): PodOptions {
   const raw: Record<string, unknown> = {};
   for (const [flag, key] of Object.entries(FLAGS)) {
     const envName = `POD_${flag.slice(2).replace(/-/g, "_").toUpperCase()}`;
@@ -121,6 +123,7 @@ export function parsePodOptions(argv: string[], env: NodeJS.ProcessEnv = {}): Po
     ...o,
     servedModelName,
     podId: o.podId ?? `pod-${o.port}`,
+    threads: o.threads ?? usableCpus(),
     kvBlocks: o.kvBlocks ?? Math.ceil(o.kvTokens / o.blockSize),
     edgeSecrets: edgeSecret ? [edgeSecret, ...(env.POD_EDGE_SECRET_PREVIOUS ? [env.POD_EDGE_SECRET_PREVIOUS] : [])] : [],
   };

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import type * as OrtCommon from "onnxruntime-common";
-import { parseCpuList, poolAffinities } from "./cpu-affinity.js";
+import { poolAffinities } from "./cpu-affinity.js";
+import { allowedCpus } from "./host-cpus.js";
 
 /**
  * One switch between the two onnxruntime builds: `node` (native, CPU or CUDA EP) and `web` (wasm, SIMD,
@@ -121,14 +121,4 @@ export async function createRuntime(opts: RuntimeOptions): Promise<KernelRuntime
       };
     },
   };
-}
-
-/** The CPUs this process may run on (Linux: its affinity mask); empty where that cannot be read. */
-function allowedCpus(): number[] {
-  try {
-    const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return line ? parseCpuList(line[1]!) : [];
-  } catch {
-    return [];
-  }
 }
