@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { cgroupAncestors, cpuQuotaLimit, parseCgroupPlaces, parseCpuList } from "./cpu-affinity.js";
+import { cgroupAncestors, cpuQuotaLimit, parseCgroupPlaces } from "./cgroup-cpu.js";
+import { parseCpuList } from "./cpu-affinity.js";
 
 const read = (path: string): string | null => {
   try {
